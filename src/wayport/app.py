@@ -1,0 +1,90 @@
+"""Assembles the ASGI application: the data plane on a direct path table, the rest on Starlette."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from wayport import __version__
+from wayport.gateway.dataplane import Gateway
+from wayport.gateway.reply import Receive, Scope, Send
+from wayport.gateway.retry import RetryRunner
+from wayport.gateway.upstream import UpstreamClient
+from wayport.providers import ProviderRegistry
+from wayport.providers.base import Endpoint
+from wayport.security.auth import AllowAll, Authenticator
+from wayport.security.ssrf import HostPolicy
+from wayport.settings import Settings
+
+Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class WayportApp:
+    """The whole service as one ASGI callable. State lives here, created at start-up."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        authenticator: Authenticator | None = None,
+        retry: RetryRunner | None = None,
+    ) -> None:
+        self.settings = settings
+        policy = HostPolicy(settings.trusted_hosts)
+        self.upstream = UpstreamClient(settings, policy)
+        self.gateway = Gateway(
+            registry=ProviderRegistry(settings.base_urls),
+            upstream=self.upstream,
+            policy=policy,
+            authenticator=authenticator or AllowAll(),
+            retry=retry or RetryRunner(),
+            max_body_bytes=settings.max_body_bytes,
+        )
+        gateway = self.gateway
+        self._posts: dict[str, Handler] = {
+            "/v1/chat/completions": lambda s, r, w: gateway.unified(s, r, w, Endpoint.CHAT),
+            "/v1/completions": lambda s, r, w: gateway.unified(s, r, w, Endpoint.COMPLETE),
+            "/v1/embeddings": lambda s, r, w: gateway.unified(s, r, w, Endpoint.EMBED),
+        }
+        self._web = Starlette(
+            routes=[Route("/health", self._health), Route("/", self._root)],
+            lifespan=self._lifespan,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if scope["method"] == "POST":
+                handler = self._posts.get(path)
+                if handler is not None:
+                    await handler(scope, receive, send)
+                    return
+            if path.startswith("/v1/"):
+                await self.gateway.proxy(scope, receive, send)
+                return
+        await self._web(scope, receive, send)
+
+    @asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        await self.upstream.start()
+        try:
+            yield
+        finally:
+            await self.upstream.close()
+
+    async def _health(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    async def _root(self, request: Request) -> Response:
+        return PlainTextResponse("Wayport gateway is running. Send OpenAI-shaped requests to /v1.")
+
+
+def create_app(settings: Settings | None = None) -> WayportApp:
+    """The uvicorn factory (``wayport.app:create_app``): settings from the environment."""
+    return WayportApp(settings or Settings.load())

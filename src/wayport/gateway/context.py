@@ -1,0 +1,60 @@
+"""The request context: what one data-plane request carries from parsing to the log record."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from wayport.gateway.config import ConfigPlan
+from wayport.providers.base import Endpoint, Secret
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One upstream call: which target, how it ended, and when (monotonic nanoseconds)."""
+
+    provider: str
+    target_path: str
+    url: str
+    started_ns: int
+    ended_ns: int = 0
+    status: int | None = None
+    error: str | None = None
+    retry_index: int = 0
+
+
+@dataclass(slots=True)
+class RequestContext:
+    endpoint: Endpoint
+    trace_id: str
+    started_ns: int = field(default_factory=time.monotonic_ns)
+    # The caller's gateway key (x-portkey-api-key); checked by the authenticator.
+    gateway_key: Secret | None = None
+    span_id: str | None = None
+    parent_span_id: str | None = None
+    span_name: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    plan: ConfigPlan | None = None
+    stream: bool = False
+    attempts: list[Attempt] = field(default_factory=list)
+    # filled in as the request proceeds
+    last_target_path: str | None = None
+    provider: str | None = None
+    retry_count: int = 0
+    cache_status: str = "DISABLED"
+    status: int | None = None
+    first_byte_ns: int | None = None
+    finished_ns: int | None = None
+
+    def response_headers(self) -> list[tuple[bytes, bytes]]:
+        headers = [
+            (b"x-portkey-trace-id", self.trace_id.encode("latin-1")),
+            (b"x-portkey-retry-attempt-count", str(self.retry_count).encode()),
+            (b"x-portkey-cache-status", self.cache_status.encode()),
+        ]
+        if self.last_target_path is not None:
+            headers.append((b"x-portkey-last-used-option-index", self.last_target_path.encode()))
+        if self.provider is not None:
+            headers.append((b"x-portkey-provider", self.provider.encode()))
+        return headers

@@ -1,0 +1,404 @@
+"""The data plane: ``/v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``, ``/v1/models``
+and the passthrough for every other ``/v1/*`` path, as plain ASGI handlers.
+
+Per request: read the headers once, read and parse the body, resolve the routing plan (cached
+per config string), authenticate, walk the strategy, call the provider (with retries), and
+write the answer or relay the stream chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+
+from wayport.errors import BadRequest, GatewayError, PayloadTooLarge, ProviderError, UpstreamTimeout
+from wayport.gateway.config import ConfigParser, ConfigPlan, Leaf
+from wayport.gateway.context import Attempt, RequestContext
+from wayport.gateway.headers import RequestHeaders
+from wayport.gateway.reply import (
+    GATEWAY_EXCEPTION,
+    JSON,
+    Receive,
+    Reply,
+    Scope,
+    Send,
+    send_body,
+    upstream_headers,
+)
+from wayport.gateway.retry import RetryRunner
+from wayport.gateway.router import RouteInput, Router
+from wayport.gateway.streaming import relay_stream
+from wayport.gateway.upstream import UpstreamClient
+from wayport.providers import ProviderRegistry
+from wayport.providers.base import Endpoint, ProviderAdapter, Secret, Target, UpstreamRequest
+from wayport.security.auth import Authenticator
+from wayport.security.ssrf import HostPolicy, UnsafeHostError
+
+NO_PROVIDER = "Either x-portkey-config or x-portkey-provider header is required"
+NO_PROVIDER_IN_CONFIG = (
+    "Either x-portkey-provider needs to be passed. Or the x-portkey-config header should have a valid "
+    "config with provider details in it."
+)
+DEFAULT_MODEL_SENTINEL = "portkey-default"
+ALLOWED_CONTENT_TYPES = ("application/json", "multipart/form-data", "audio/")
+# Client headers never copied to the provider on the passthrough route.
+PROXY_DROPPED_HEADERS = frozenset(
+    {b"host", b"content-length", b"authorization", b"connection", b"expect", b"accept-encoding", b"cookie"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """Everything a leaf needs to build its upstream request."""
+
+    endpoint: Endpoint
+    headers: RequestHeaders
+    body: dict[str, Any]
+    raw_body: bytes
+    stream: bool
+
+
+class Gateway:
+    def __init__(
+        self,
+        registry: ProviderRegistry,
+        upstream: UpstreamClient,
+        policy: HostPolicy,
+        authenticator: Authenticator,
+        retry: RetryRunner,
+        max_body_bytes: int,
+    ) -> None:
+        self.registry = registry
+        self.upstream = upstream
+        self.policy = policy
+        self.authenticator = authenticator
+        self.retry = retry
+        self.router = Router()
+        self.max_body_bytes = max_body_bytes
+        self.configs = ConfigParser(self._provider_problem, policy.check_url)
+
+    # -- endpoints -------------------------------------------------------------------------
+
+    async def unified(self, scope: Scope, receive: Receive, send: Send, endpoint: Endpoint) -> None:
+        """POST /v1/chat/completions, /v1/completions, /v1/embeddings."""
+        headers = RequestHeaders.parse(scope["headers"])
+        ctx = self._context(endpoint, headers)
+        try:
+            raw = await self._read_body(receive, headers)
+            body = _parse_json_object(raw)
+            stream = body.get("stream") is True
+            ctx.stream = stream
+            plan = self._plan(headers)
+            ctx.plan = plan
+            ctx.metadata = headers.metadata()
+            await self.authenticator.authenticate(ctx, headers)
+            call = Call(endpoint, headers, body, raw, stream)
+            route = RouteInput(ctx.metadata, body, scope["path"])
+            reply = await self.router.walk(
+                plan.root, lambda leaf: self._call_leaf(ctx, call, plan, leaf), route
+            )
+        except GatewayError as exc:
+            reply = Reply.from_error(exc)
+        await self._respond(ctx, reply, send, receive)
+
+    async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """GET /v1/models: the provider's model list, through its adapter."""
+        await self.proxy(scope, receive, send)
+
+    async def proxy(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Any other /v1/* path: forwarded to the provider's base URL as it is (Portkey's proxy route)."""
+        headers = RequestHeaders.parse(scope["headers"])
+        ctx = self._context(Endpoint.PROXY, headers)
+        try:
+            raw = await self._read_body(receive, headers)
+            plan = self._plan(headers)
+            ctx.metadata = headers.metadata()
+            await self.authenticator.authenticate(ctx, headers)
+            leaf = _first_leaf(plan.root)
+            adapter, target = self._target(leaf, headers, plan)
+            ctx.provider, ctx.last_target_path = adapter.name, leaf.path
+            path = scope["path"][3:]  # strip "/v1"
+            query = scope.get("query_string", b"")
+            url, auth = adapter.proxy_request(
+                target, scope["method"], path + ("?" + query.decode() if query else "")
+            )
+            forwarded = {
+                k.decode("latin-1"): v.decode("latin-1")
+                for k, v in headers.raw
+                if k not in PROXY_DROPPED_HEADERS and not k.startswith(b"x-portkey-")
+            }
+            forwarded.update(auth)
+            req = UpstreamRequest(scope["method"], url, forwarded, raw or None)
+            reply = await self._attempt(ctx, adapter, target, leaf, req, None, passthrough=True)
+        except GatewayError as exc:
+            reply = Reply.from_error(exc)
+        await self._respond(ctx, reply, send, receive)
+
+    # -- pieces ----------------------------------------------------------------------------
+
+    def _context(self, endpoint: Endpoint, headers: RequestHeaders) -> RequestContext:
+        portkey = headers.portkey
+        key = portkey.get("api-key")
+        return RequestContext(
+            endpoint=endpoint,
+            trace_id=portkey.get("trace-id") or str(uuid.uuid4()),
+            gateway_key=Secret(key) if key else None,
+            span_id=portkey.get("span-id"),
+            parent_span_id=portkey.get("parent-span-id"),
+            span_name=portkey.get("span-name"),
+        )
+
+    async def _read_body(self, receive: Receive, headers: RequestHeaders) -> bytes:
+        limit = self.max_body_bytes
+        if headers.content_length is not None and headers.content_length > limit:
+            raise PayloadTooLarge(
+                f"Request body is {headers.content_length} bytes; the limit is {limit} bytes"
+            )
+        content_type = headers.content_type
+        if content_type and not content_type.lower().startswith(ALLOWED_CONTENT_TYPES):
+            raise BadRequest(f"Invalid content type passed: {content_type}; send application/json")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise BadRequest("The client disconnected before sending the whole body")
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"Request body is larger than the limit of {limit} bytes")
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _plan(self, headers: RequestHeaders) -> ConfigPlan:
+        raw = headers.portkey.get("config")
+        if raw:
+            return self.configs.parse_header(raw)
+        provider = headers.portkey.get("provider")
+        if not provider:
+            raise BadRequest(NO_PROVIDER)
+        problem = self._provider_problem(provider)
+        if problem:
+            raise BadRequest(problem)
+        return _HEADER_PLAN
+
+    def _provider_problem(self, name: str) -> str | None:
+        return None if self.registry.get(name) is not None else self.registry.unknown_provider_message(name)
+
+    def _target(
+        self, leaf: Leaf, headers: RequestHeaders, plan: ConfigPlan
+    ) -> tuple[ProviderAdapter, Target]:
+        if plan.provider_from_headers:
+            provider = headers.portkey.get("provider")
+            if not provider:
+                raise BadRequest(NO_PROVIDER_IN_CONFIG)
+            problem = self._provider_problem(provider)
+            if problem:
+                raise BadRequest(problem)
+            bearer = headers.bearer()
+            api_key = leaf.api_key or (Secret(bearer) if bearer else None)
+            options: Mapping[str, Any] = {**headers.provider_options(), **leaf.options}
+        else:
+            provider = leaf.provider or ""
+            api_key, options = leaf.api_key, leaf.options
+        adapter = self.registry.get(provider)
+        if adapter is None:
+            raise GatewayError(f"Provider {provider} not found")
+        custom_host = leaf.custom_host
+        header_host = headers.portkey.get("custom-host")
+        if header_host:
+            try:
+                custom_host = self.policy.check_url(header_host)
+            except UnsafeHostError as exc:
+                raise BadRequest(f"Invalid custom host: {exc}") from None
+        return adapter, Target(provider, api_key, options, custom_host)
+
+    async def _call_leaf(self, ctx: RequestContext, call: Call, plan: ConfigPlan, leaf: Leaf) -> Reply:
+        adapter, target = self._target(leaf, call.headers, plan)
+        ctx.provider, ctx.last_target_path = adapter.name, leaf.path
+        if not adapter.supports(call.endpoint):
+            raise GatewayError(f"{call.endpoint.value} is not supported by {adapter.name}", status=400)
+        params, raw = _params(call, leaf, adapter)
+        req = adapter.build_request(call.endpoint, target, params, raw)
+        forward = call.headers.forward_headers()
+        if forward is None:
+            forward = leaf.forward_headers
+        if forward:
+            req.headers.update(call.headers.values_of(forward))
+        timeout_ms = call.headers.request_timeout() or leaf.request_timeout
+        strict = call.headers.strict_override()
+        if strict is None:
+            strict = leaf.strict_open_ai_compliance is not False
+        return await self.retry.run(
+            ctx,
+            leaf.retry,
+            lambda: self._attempt(
+                ctx, adapter, target, leaf, req, timeout_ms, stream=call.stream, strict=strict
+            ),
+        )
+
+    async def _attempt(
+        self,
+        ctx: RequestContext,
+        adapter: ProviderAdapter,
+        target: Target,
+        leaf: Leaf,
+        req: UpstreamRequest,
+        timeout_ms: int | None,
+        *,
+        stream: bool = False,
+        strict: bool = True,
+        passthrough: bool = False,
+    ) -> Reply:
+        attempt = Attempt(adapter.name, leaf.path, req.url, time.monotonic_ns(), retry_index=ctx.retry_count)
+        ctx.attempts.append(attempt)
+        guarded = target.custom_host is not None
+        response: aiohttp.ClientResponse | None = None
+        try:
+            async with asyncio.timeout(timeout_ms / 1000 if timeout_ms else None):
+                response = await self.upstream.send(adapter.name, req, guarded=guarded)
+                status = response.status
+                attempt.status = status
+                if passthrough or (stream and 200 <= status < 300 and _is_event_stream(response)):
+                    translator = None if passthrough else adapter.stream_translator(ctx.endpoint, strict)
+                    headers = upstream_headers(response.raw_headers)
+                    headers.append(
+                        (b"content-type", response.headers.get("content-type", "").encode("latin-1"))
+                    )
+                    reply = Reply(
+                        status, headers, stream=relay_stream(response, translator, sse=not passthrough)
+                    )
+                    response = None  # the relay owns it now
+                    return reply
+                body = await response.read()
+        except TimeoutError:
+            attempt.error = "timeout"
+            raise UpstreamTimeout(timeout_ms or 0) from None
+        except ProviderError as exc:
+            attempt.error = exc.message
+            raise
+        except aiohttp.ClientError as exc:
+            attempt.error = str(exc)
+            raise ProviderError(
+                adapter.name, f"the connection broke while reading the answer ({exc})"
+            ) from None
+        finally:
+            attempt.ended_ns = time.monotonic_ns()
+            if response is not None:
+                response.release()
+        headers = upstream_headers(response.raw_headers)
+        headers.append(JSON)
+        if 200 <= status < 300:
+            return Reply(status, headers, self._success_body(adapter, ctx, body, response, strict))
+        return Reply(status, headers, adapter.translate_error(status, body))
+
+    def _success_body(
+        self, adapter: ProviderAdapter, ctx: RequestContext, body: bytes, response: Any, strict: bool
+    ) -> bytes:
+        content_type = response.headers.get("content-type", "")
+        if "json" not in content_type:
+            raise ProviderError(
+                adapter.name,
+                f"Invalid response received from {adapter.name}: expected JSON, got "
+                f"'{content_type or 'no content type'}' with status {response.status}",
+            )
+        try:
+            return adapter.translate_response(ctx.endpoint, body, strict)
+        except (orjson.JSONDecodeError, ValueError, KeyError, TypeError) as exc:
+            raise ProviderError(
+                adapter.name, f"Invalid response received from {adapter.name}: {exc}"
+            ) from None
+
+    async def _respond(self, ctx: RequestContext, reply: Reply, send: Send, receive: Receive) -> None:
+        ctx.status = reply.status
+        headers = reply.headers
+        headers.extend(ctx.response_headers())
+        if reply.gateway_exception:
+            headers.append(GATEWAY_EXCEPTION)
+        if reply.stream is None:
+            await send_body(send, reply.status, headers, reply.body)
+            ctx.finished_ns = time.monotonic_ns()
+            return
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        watcher = asyncio.ensure_future(_wait_disconnect(receive))
+        stream = reply.stream
+        try:
+            async for chunk in stream:
+                if watcher.done():
+                    break
+                if ctx.first_byte_ns is None:
+                    ctx.first_byte_ns = time.monotonic_ns()
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            watcher.cancel()
+            await reply.discard()
+            ctx.finished_ns = time.monotonic_ns()
+
+
+def _first_leaf(node: Any) -> Leaf:
+    while not isinstance(node, Leaf):
+        node = node.targets[0]
+    return node
+
+
+def _params(call: Call, leaf: Leaf, adapter: ProviderAdapter) -> tuple[dict[str, Any], bytes | None]:
+    """``{**body, **override_params}`` with ``portkey-default`` resolved; the raw body is kept for
+    forwarding when nothing changed."""
+    params: dict[str, Any] = call.body
+    raw: bytes | None = call.raw_body
+    if leaf.override_params:
+        params, raw = {**params, **leaf.override_params}, None
+    model = params.get("model")
+    if (model is None or model == DEFAULT_MODEL_SENTINEL) and adapter.default_model:
+        params, raw = {**params, "model": adapter.default_model}, None
+    return params, raw
+
+
+def _parse_json_object(raw: bytes) -> dict[str, Any]:
+    if not raw:
+        raise BadRequest("Request body is empty; send a JSON object")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"Request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("Request body must be a JSON object")
+    return body
+
+
+def _is_event_stream(response: aiohttp.ClientResponse) -> bool:
+    return "event-stream" in response.headers.get("content-type", "")
+
+
+async def _wait_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+_HEADER_PLAN = ConfigPlan(
+    root=Leaf(
+        path="config",
+        provider=None,
+        api_key=None,
+        options={},
+        override_params={},
+        retry=None,
+        cache=None,
+        request_timeout=None,
+        custom_host=None,
+        forward_headers=None,
+        strict_open_ai_compliance=None,
+    ),
+    provider_from_headers=True,
+)

@@ -1,0 +1,49 @@
+"""Provider adapters, one per wire format; OpenAI-compatible providers are rows of one table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from wayport.providers.azure_openai import AzureOpenAIAdapter
+from wayport.providers.base import Endpoint, ProviderAdapter, Secret, Target, UpstreamRequest
+from wayport.providers.openai_compatible import ROWS, OpenAICompatibleAdapter
+
+__all__ = [
+    "Endpoint",
+    "ProviderAdapter",
+    "ProviderRegistry",
+    "Secret",
+    "Target",
+    "UpstreamRequest",
+]
+
+# Recognised provider ids whose native translation is not in this version yet: a request for one
+# gets a clear 400 instead of "unknown provider".
+NOT_YET_SUPPORTED = frozenset({"anthropic", "google", "vertex-ai", "bedrock", "cohere"})
+
+
+class ProviderRegistry:
+    """Every adapter of this process, built once at start-up with the base-URL overrides."""
+
+    def __init__(self, base_urls: Mapping[str, str] | None = None) -> None:
+        base_urls = base_urls or {}
+        adapters: dict[str, ProviderAdapter] = {
+            row.name: OpenAICompatibleAdapter(row, base_urls.get(row.name)) for row in ROWS
+        }
+        adapters["azure-openai"] = AzureOpenAIAdapter(base_urls.get("azure-openai"))
+        self._adapters = adapters
+
+    def get(self, name: str) -> ProviderAdapter | None:
+        return self._adapters.get(name)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(sorted(self._adapters))
+
+    def unknown_provider_message(self, name: str) -> str:
+        if name in NOT_YET_SUPPORTED:
+            return (
+                f"Provider '{name}' is recognised but its native translation is not available in this "
+                "version of Wayport"
+            )
+        return f"Invalid provider passed: '{name}'. Known providers: {', '.join(self.names)}"

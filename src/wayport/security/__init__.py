@@ -1,0 +1,1 @@
+"""Security guards for outbound requests made by the gateway."""

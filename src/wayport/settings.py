@@ -1,0 +1,124 @@
+"""One settings object, read from defaults, an optional TOML file and ``WAYPORT_*`` variables.
+
+Precedence, lowest first: built-in defaults, the settings file (``--config-file``), environment
+variables. The CLI writes its flags into the environment so every uvicorn worker sees the same.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "WAYPORT_"
+BASE_URL_PREFIX = "WAYPORT_BASE_URL_"
+
+
+class SettingsError(ValueError):
+    """A setting has a value Wayport cannot use; the message names the setting."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8787
+    workers: int = 1
+    data_dir: Path = field(default_factory=lambda: Path.home() / ".wayport")
+    database_url: str | None = None
+    redis_url: str | None = None
+    gateway_url: str = "http://localhost:8787/v1"
+    master_key: str | None = field(default=None, repr=False)
+    trusted_hosts: tuple[str, ...] = ()
+    # provider id -> base URL, from WAYPORT_BASE_URL_<PROVIDER> or the file's [base_urls] table
+    base_urls: Mapping[str, str] = field(default_factory=dict)
+    max_body_bytes: int = 32 * 1024 * 1024
+    connect_timeout_s: float = 10.0
+    upstream_pool_size: int = 1000
+    log_level: str = "info"
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "wayport.db"
+
+    @classmethod
+    def load(cls, config_file: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        path = config_file or env.get("WAYPORT_CONFIG_FILE")
+        values = _read_file(Path(path)) if path else {}
+        from_env = _read_env(env)
+        base_urls = {**values.get("base_urls", {}), **from_env.pop("base_urls", {})}
+        values.update(from_env)
+        if base_urls:
+            values["base_urls"] = base_urls
+        return cls.from_mapping(values)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
+        known = {f.name: f for f in fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for name, raw in values.items():
+            if name not in known:
+                raise SettingsError(f"unknown setting '{name}'; known settings: {', '.join(sorted(known))}")
+            kwargs[name] = _coerce(name, raw)
+        return replace(cls(), **kwargs)
+
+    def base_url_for(self, provider: str) -> str | None:
+        return self.base_urls.get(provider)
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise SettingsError(f"settings file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"settings file {path} is not valid TOML: {exc}") from None
+    if "base_urls" in data and not isinstance(data["base_urls"], dict):
+        raise SettingsError(f"settings file {path}: [base_urls] must be a table of provider = URL")
+    return data
+
+
+def _read_env(env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    base_urls: dict[str, str] = {}
+    names = {f.name for f in fields(Settings)}
+    for key, value in env.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        if key.startswith(BASE_URL_PREFIX):
+            provider = key[len(BASE_URL_PREFIX) :].lower().replace("_", "-")
+            base_urls[provider] = value.rstrip("/")
+            continue
+        name = key[len(ENV_PREFIX) :].lower()
+        if name in names and name != "base_urls":
+            values[name] = value
+    if base_urls:
+        values["base_urls"] = base_urls
+    return values
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    try:
+        if name in ("port", "workers", "max_body_bytes", "upstream_pool_size"):
+            number = int(raw)
+            if number < 1 if name != "port" else not 0 <= number <= 65535:
+                raise ValueError
+            return number
+        if name == "connect_timeout_s":
+            seconds = float(raw)
+            if seconds <= 0:
+                raise ValueError
+            return seconds
+    except (TypeError, ValueError):
+        raise SettingsError(f"setting '{name}' has the invalid value {raw!r}") from None
+    if name == "data_dir":
+        return Path(str(raw)).expanduser()
+    if name == "trusted_hosts":
+        items = raw.split(",") if isinstance(raw, str) else list(raw)
+        return tuple(h.strip().lower() for h in items if h.strip())
+    if name == "base_urls":
+        return {str(k).lower().replace("_", "-"): str(v).rstrip("/") for k, v in dict(raw).items()}
+    return None if raw in ("", None) else str(raw)
