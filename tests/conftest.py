@@ -32,8 +32,14 @@ class GatewayServer:
         self.port = free_port()
         self.app = WayportApp(replace(settings, port=self.port), retry=retry)
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, loop="asyncio", http="httptools",
-            log_level="warning", access_log=False, lifespan="on",
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            loop="asyncio",
+            http="httptools",
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
         )
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()), daemon=True)
@@ -73,15 +79,21 @@ def _fresh_emulator(request: pytest.FixtureRequest) -> None:
 
 
 def emulator_settings(emulator: OpenAIEmulator, data_dir: Path, **overrides: object) -> Settings:
-    base_urls = {name: emulator.base_url for name in ("openai", "groq", "together-ai", "mistral-ai", "ollama")}
+    base_urls = {
+        name: emulator.base_url for name in ("openai", "groq", "together-ai", "mistral-ai", "ollama")
+    }
     base_urls["azure-openai"] = emulator.server.url
     settings = Settings(data_dir=data_dir, base_urls=base_urls, trusted_hosts=("127.0.0.1", "localhost"))
     return replace(settings, **overrides)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")
-def gateway(openai_emulator: OpenAIEmulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
-    settings = emulator_settings(openai_emulator, tmp_path_factory.mktemp("wayport"), max_body_bytes=1024 * 1024)
+def gateway(
+    openai_emulator: OpenAIEmulator, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayServer]:
+    settings = emulator_settings(
+        openai_emulator, tmp_path_factory.mktemp("wayport"), max_body_bytes=1024 * 1024
+    )
     server = GatewayServer(settings, retry=RetryRunner(base_delay_s=0.01, max_delay_s=0.05)).start()
     yield server
     server.stop()

@@ -99,7 +99,9 @@ def test_upstream_unreachable_names_the_provider(gateway: GatewayServer) -> None
 
 
 def test_upstream_returns_html(gateway: GatewayServer, openai_emulator: OpenAIEmulator) -> None:
-    openai_emulator.inject(Fault(status=200, text="<html><body>Bad gateway</body></html>", content_type="text/html"))
+    openai_emulator.inject(
+        Fault(status=200, text="<html><body>Bad gateway</body></html>", content_type="text/html")
+    )
     r = post(gateway, OPENAI, json=CHAT)
     assert r.status_code == 502
     body = r.json()
@@ -108,7 +110,9 @@ def test_upstream_returns_html(gateway: GatewayServer, openai_emulator: OpenAIEm
 
 
 def test_upstream_error_page_keeps_status(gateway: GatewayServer, openai_emulator: OpenAIEmulator) -> None:
-    openai_emulator.inject(Fault(status=503, text="<html>Service Unavailable</html>", content_type="text/html"))
+    openai_emulator.inject(
+        Fault(status=503, text="<html>Service Unavailable</html>", content_type="text/html")
+    )
     r = post(gateway, OPENAI, json=CHAT)
     assert r.status_code == 503
     assert r.json()["error"]["message"] == (
@@ -122,13 +126,25 @@ def test_provider_error_is_passed_through_in_openai_shape(
     openai_emulator.inject(
         Fault(
             status=400,
-            json={"error": {"message": "bad model", "type": "invalid_request_error", "param": "model", "code": "x"}},
+            json={
+                "error": {
+                    "message": "bad model",
+                    "type": "invalid_request_error",
+                    "param": "model",
+                    "code": "x",
+                }
+            },
         )
     )
     r = post(gateway, OPENAI, json=CHAT)
     assert r.status_code == 400
     assert r.json() == {
-        "error": {"message": "openai error: bad model", "type": "invalid_request_error", "param": "model", "code": "x"},
+        "error": {
+            "message": "openai error: bad model",
+            "type": "invalid_request_error",
+            "param": "model",
+            "code": "x",
+        },
         "provider": "openai",
     }
 

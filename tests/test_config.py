@@ -35,7 +35,9 @@ def errors_of(config: Any) -> list[str]:
 # -- strategies for valid configs -------------------------------------------------------------
 
 providers = st.sampled_from(["openai", "groq", "together-ai", "mistral-ai", "deepseek"])
-keys = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=12).map(lambda s: "sk-" + s)
+keys = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=12).map(
+    lambda s: "sk-" + s
+)
 params = st.dictionaries(
     st.sampled_from(["model", "temperature", "max_tokens", "top_p"]),
     st.one_of(st.integers(0, 1000), st.sampled_from(["gpt-4o", "gpt-4o-mini"])),
@@ -43,7 +45,10 @@ params = st.dictionaries(
 )
 retry = st.fixed_dictionaries(
     {"attempts": st.integers(0, 5)},
-    optional={"on_status_codes": st.lists(st.integers(400, 599), max_size=4), "use_retry_after_header": st.booleans()},
+    optional={
+        "on_status_codes": st.lists(st.integers(400, 599), max_size=4),
+        "use_retry_after_header": st.booleans(),
+    },
 )
 leaf = st.fixed_dictionaries(
     {"provider": providers, "api_key": keys},
@@ -66,7 +71,11 @@ def group(children: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict
             ),
             "targets": st.lists(children, min_size=1, max_size=3),
         },
-        optional={"override_params": params, "retry": retry, "cache": st.just({"mode": "simple", "max_age": 60})},
+        optional={
+            "override_params": params,
+            "retry": retry,
+            "cache": st.just({"mode": "simple", "max_age": 60}),
+        },
     )
 
 
@@ -115,25 +124,48 @@ def _providers_in(config: dict[str, Any]) -> list[str]:
 
 BAD_FIELDS: list[tuple[dict[str, Any], str]] = [
     ({"provider": "nope", "api_key": "k"}, "path: provider, message: Invalid provider passed: 'nope'"),
-    ({"strategy": {"mode": "roundrobin"}, "targets": [{"provider": "openai", "api_key": "k"}]},
-     "path: strategy,mode, message: Invalid 'mode' value. Must be one of: single, loadbalance, fallback, "
-     "conditional"),
-    ({"retry": {"attempts": 6}}, "path: retry,attempts, message: retry attempts must be between 0 and 5, got 6"),
+    (
+        {"strategy": {"mode": "roundrobin"}, "targets": [{"provider": "openai", "api_key": "k"}]},
+        "path: strategy,mode, message: Invalid 'mode' value. Must be one of: single, loadbalance, fallback, "
+        "conditional",
+    ),
+    (
+        {"retry": {"attempts": 6}},
+        "path: retry,attempts, message: retry attempts must be between 0 and 5, got 6",
+    ),
     ({"retry": {"attempts": "many"}}, "path: retry,attempts, message: Input should be a valid integer"),
     ({"cache": {"mode": "fuzzy"}}, "path: cache,mode, message: Input should be 'simple' or 'semantic'"),
     ({"request_timeout": -5}, "path: request_timeout, message: request_timeout must be a positive number"),
-    ({"strategy": {"mode": "fallback"}, "targets": [{"provider": "openai", "api_key": "k"}, {"weight": 2}]},
-     "path: targets,1,provider, message: a target needs a 'provider'"),
-    ({"strategy": {"mode": "fallback"}, "targets": [{"provider": "openai", "api_key": "k", "weight": -1}]},
-     "path: targets,0,weight, message: weight must be zero or positive"),
-    ({"provider": "openai", "api_key": "k", "custom_host": "http://169.254.169.254/latest"},
-     "path: custom_host, message: Invalid custom host:"),
-    ({"provider": "openai", "api_key": "k", "forward_headers": ["x-portkey-forward-headers"]},
-     "forward_headers must not contain the 'x-portkey-forward-headers' header"),
+    (
+        {
+            "strategy": {"mode": "fallback"},
+            "targets": [{"provider": "openai", "api_key": "k"}, {"weight": 2}],
+        },
+        "path: targets,1,provider, message: a target needs a 'provider'",
+    ),
+    (
+        {"strategy": {"mode": "fallback"}, "targets": [{"provider": "openai", "api_key": "k", "weight": -1}]},
+        "path: targets,0,weight, message: weight must be zero or positive",
+    ),
+    (
+        {"provider": "openai", "api_key": "k", "custom_host": "http://169.254.169.254/latest"},
+        "path: custom_host, message: Invalid custom host:",
+    ),
+    (
+        {"provider": "openai", "api_key": "k", "forward_headers": ["x-portkey-forward-headers"]},
+        "forward_headers must not contain the 'x-portkey-forward-headers' header",
+    ),
     ({"strategy": {"mode": "fallback"}}, "a 'strategy' needs a non-empty 'targets' list"),
-    ({"strategy": {"mode": "conditional", "conditions": [{"query": {"metadata.plan": "paid"}, "then": "x"}]},
-      "targets": [{"name": "y", "provider": "openai", "api_key": "k"}]},
-     "Invalid target name found in the query router: x"),
+    (
+        {
+            "strategy": {
+                "mode": "conditional",
+                "conditions": [{"query": {"metadata.plan": "paid"}, "then": "x"}],
+            },
+            "targets": [{"name": "y", "provider": "openai", "api_key": "k"}],
+        },
+        "Invalid target name found in the query router: x",
+    ),
     ({}, "Invalid configuration. It must have either 'provider' and 'api_key'"),
 ]
 
@@ -191,7 +223,10 @@ def test_inheritance_into_nested_targets() -> None:
                 {
                     "strategy": {"mode": "fallback"},
                     "override_params": {"model": "child"},
-                    "targets": [{"provider": "openai", "api_key": "k1"}, {"provider": "groq", "api_key": "k2"}],
+                    "targets": [
+                        {"provider": "openai", "api_key": "k1"},
+                        {"provider": "groq", "api_key": "k2"},
+                    ],
                 },
                 {"provider": "groq", "api_key": "k3", "retry": {"attempts": 5, "on_status_codes": [429]}},
             ],
@@ -225,14 +260,23 @@ def test_override_params_children_are_kept_verbatim() -> None:
 
 def test_provider_options_are_kept_for_the_adapter() -> None:
     plan = parser().parse(
-        {"provider": "azure-openai", "api_key": "k", "resourceName": "r", "deployment_id": "d", "api_version": "v"}
+        {
+            "provider": "azure-openai",
+            "api_key": "k",
+            "resourceName": "r",
+            "deployment_id": "d",
+            "api_version": "v",
+        }
     )
     assert isinstance(plan.root, Leaf)
     assert plan.root.options == {"resource_name": "r", "deployment_id": "d", "api_version": "v"}
 
 
 def test_invalid_config_over_http_is_a_400_with_errors(gateway: Any) -> None:
-    config = {"strategy": {"mode": "fallback"}, "targets": [{"provider": "openai", "api_key": "k"}, {"provider": "x"}]}
+    config = {
+        "strategy": {"mode": "fallback"},
+        "targets": [{"provider": "openai", "api_key": "k"}, {"provider": "x"}],
+    }
     r = httpx.post(
         gateway.v1 + "/chat/completions",
         json={"model": "gpt-4o", "messages": []},

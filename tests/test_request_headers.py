@@ -16,7 +16,9 @@ CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
 OPENAI = {"x-portkey-provider": "openai", "Authorization": "Bearer sk-test"}
 
 
-def post(gateway: GatewayServer, headers: dict[str, str], body: Any = CHAT, path: str = "/chat/completions") -> httpx.Response:
+def post(
+    gateway: GatewayServer, headers: dict[str, str], body: Any = CHAT, path: str = "/chat/completions"
+) -> httpx.Response:
     return httpx.post(gateway.v1 + path, headers=headers, json=body, timeout=10)
 
 
@@ -40,9 +42,13 @@ def test_response_headers_of_a_single_target(gateway: GatewayServer) -> None:
     assert r.headers["x-request-id"] == "req_emu"  # provider headers are passed on
 
 
-def test_unchanged_body_is_forwarded_byte_for_byte(gateway: GatewayServer, openai_emulator: OpenAIEmulator) -> None:
+def test_unchanged_body_is_forwarded_byte_for_byte(
+    gateway: GatewayServer, openai_emulator: OpenAIEmulator
+) -> None:
     raw = b'{"model":"gpt-4o",  "messages":[{"role":"user","content":"hi"}], "custom_field": {"a": 1}}'
-    r = httpx.post(gateway.v1 + "/chat/completions", headers={**OPENAI, "content-type": "application/json"}, content=raw)
+    r = httpx.post(
+        gateway.v1 + "/chat/completions", headers={**OPENAI, "content-type": "application/json"}, content=raw
+    )
     assert r.status_code == 200
     assert openai_emulator.last.body == raw
 
@@ -50,14 +56,19 @@ def test_unchanged_body_is_forwarded_byte_for_byte(gateway: GatewayServer, opena
 def test_provider_key_from_authorization_and_gateway_key_stays_home(
     gateway: GatewayServer, openai_emulator: OpenAIEmulator
 ) -> None:
-    post(gateway, {**OPENAI, "x-portkey-api-key": "wp-gateway-key", "x-portkey-package-version": "portkey-2.3.4"})
+    post(
+        gateway,
+        {**OPENAI, "x-portkey-api-key": "wp-gateway-key", "x-portkey-package-version": "portkey-2.3.4"},
+    )
     seen = {k.lower(): v for k, v in openai_emulator.last.headers.items()}
     assert seen["authorization"] == "Bearer sk-test"
     assert "wp-gateway-key" not in str(seen)
     assert not any(k.startswith("x-portkey-") for k in seen)
 
 
-def test_config_key_wins_over_the_sdk_placeholder(gateway: GatewayServer, openai_emulator: OpenAIEmulator) -> None:
+def test_config_key_wins_over_the_sdk_placeholder(
+    gateway: GatewayServer, openai_emulator: OpenAIEmulator
+) -> None:
     headers = {
         **config_header({"provider": "openai", "api_key": "sk-from-config"}),
         "Authorization": "Bearer OPENAI_API_KEY",
@@ -68,7 +79,11 @@ def test_config_key_wins_over_the_sdk_placeholder(gateway: GatewayServer, openai
 
 
 def test_override_params_win_over_the_body(gateway: GatewayServer, openai_emulator: OpenAIEmulator) -> None:
-    config = {"provider": "openai", "api_key": "k", "override_params": {"model": "gpt-4o-mini", "max_tokens": 64}}
+    config = {
+        "provider": "openai",
+        "api_key": "k",
+        "override_params": {"model": "gpt-4o-mini", "max_tokens": 64},
+    }
     r = post(gateway, config_header(config), {**CHAT, "max_tokens": 5, "temperature": 0.5})
     assert r.json()["model"] == "gpt-4o-mini"
     sent = openai_emulator.last.json()
@@ -82,14 +97,24 @@ def test_portkey_default_model_becomes_the_provider_default(
     assert openai_emulator.last.json()["model"] == "gpt-4o-mini"
 
 
-def test_custom_host_header_replaces_the_base_url(gateway: GatewayServer, openai_emulator: OpenAIEmulator) -> None:
-    r = post(gateway, {**OPENAI, "x-portkey-provider": "together-ai", "x-portkey-custom-host": openai_emulator.base_url})
+def test_custom_host_header_replaces_the_base_url(
+    gateway: GatewayServer, openai_emulator: OpenAIEmulator
+) -> None:
+    r = post(
+        gateway,
+        {**OPENAI, "x-portkey-provider": "together-ai", "x-portkey-custom-host": openai_emulator.base_url},
+    )
     assert r.status_code == 200
     assert openai_emulator.last.path == "/v1/chat/completions"
 
 
-def test_forward_headers_copy_client_headers_upstream(gateway: GatewayServer, openai_emulator: OpenAIEmulator) -> None:
-    post(gateway, {**OPENAI, "x-portkey-forward-headers": "x-tenant,x-missing", "x-tenant": "acme", "x-other": "no"})
+def test_forward_headers_copy_client_headers_upstream(
+    gateway: GatewayServer, openai_emulator: OpenAIEmulator
+) -> None:
+    post(
+        gateway,
+        {**OPENAI, "x-portkey-forward-headers": "x-tenant,x-missing", "x-tenant": "acme", "x-other": "no"},
+    )
     seen = {k.lower(): v for k, v in openai_emulator.last.headers.items()}
     assert seen["x-tenant"] == "acme"
     assert "x-other" not in seen
@@ -101,7 +126,9 @@ def test_forward_headers_from_config(gateway: GatewayServer, openai_emulator: Op
     assert {k.lower(): v for k, v in openai_emulator.last.headers.items()}["x-tenant"] == "acme"
 
 
-def test_request_timeout_gives_408_timeout_error(gateway: GatewayServer, openai_emulator: OpenAIEmulator) -> None:
+def test_request_timeout_gives_408_timeout_error(
+    gateway: GatewayServer, openai_emulator: OpenAIEmulator
+) -> None:
     openai_emulator.inject(Fault(delay_s=1.0))
     r = post(gateway, {**OPENAI, "x-portkey-request-timeout": "200"})
     assert r.status_code == 408
@@ -122,7 +149,9 @@ def test_request_timeout_from_config(gateway: GatewayServer, openai_emulator: Op
     assert "150ms" in r.json()["error"]["message"]
 
 
-def test_openai_project_and_organization_headers(gateway: GatewayServer, openai_emulator: OpenAIEmulator) -> None:
+def test_openai_project_and_organization_headers(
+    gateway: GatewayServer, openai_emulator: OpenAIEmulator
+) -> None:
     post(gateway, {**OPENAI, "x-portkey-openai-organization": "org-1", "x-portkey-openai-project": "proj-1"})
     seen = {k.lower(): v for k, v in openai_emulator.last.headers.items()}
     assert seen["openai-organization"] == "org-1" and seen["openai-project"] == "proj-1"
@@ -136,7 +165,9 @@ def test_metadata_header_is_accepted(gateway: GatewayServer) -> None:
     assert post(gateway, {**OPENAI, "x-portkey-metadata": '{"_user": "u1", "team": "a"}'}).status_code == 200
 
 
-def test_compatible_provider_adds_the_provider_field(gateway: GatewayServer, openai_emulator: OpenAIEmulator) -> None:
+def test_compatible_provider_adds_the_provider_field(
+    gateway: GatewayServer, openai_emulator: OpenAIEmulator
+) -> None:
     r = post(gateway, {**OPENAI, "x-portkey-provider": "groq"}, {**CHAT, "logprobs": True, "top_logprobs": 2})
     assert r.json()["provider"] == "groq"
     assert r.headers["x-portkey-provider"] == "groq"
@@ -192,7 +223,9 @@ def test_models_and_passthrough(gateway: GatewayServer, openai_emulator: OpenAIE
         content=b"raw-body",
     )
     echoed = r.json()
-    assert echoed["method"] == "PATCH" and echoed["path"] == "/v1/echo/things" and echoed["query"] == "limit=2"
+    assert (
+        echoed["method"] == "PATCH" and echoed["path"] == "/v1/echo/things" and echoed["query"] == "limit=2"
+    )
     assert echoed["body"] == "raw-body"
     seen = {k.lower(): v for k, v in echoed["headers"].items()}
     assert seen["authorization"] == "Bearer sk-test" and seen["x-keep"] == "1"

@@ -35,23 +35,36 @@ def test_fallback_moves_on_after_a_failure(gateway: GatewayServer, openai_emulat
     assert r.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
 
 
-def test_fallback_only_on_listed_status_codes(gateway: GatewayServer, openai_emulator: OpenAIEmulator) -> None:
+def test_fallback_only_on_listed_status_codes(
+    gateway: GatewayServer, openai_emulator: OpenAIEmulator
+) -> None:
     openai_emulator.inject(Fault(status=400, json={"error": {"message": "bad"}}))
-    config = {"strategy": {"mode": "fallback", "on_status_codes": [429]}, "targets": [target("a"), target("b")]}
+    config = {
+        "strategy": {"mode": "fallback", "on_status_codes": [429]},
+        "targets": [target("a"), target("b")],
+    }
     r = post(gateway, config)
     assert r.status_code == 400
     assert r.headers["x-portkey-last-used-option-index"] == "config.targets[0]"
     assert len(openai_emulator.requests) == 1
 
 
-def test_fallback_returns_the_last_targets_answer(gateway: GatewayServer, openai_emulator: OpenAIEmulator) -> None:
-    openai_emulator.inject(Fault(status=500, json={"error": {"message": "one"}}), Fault(status=502, json={"error": {"message": "two"}}))
+def test_fallback_returns_the_last_targets_answer(
+    gateway: GatewayServer, openai_emulator: OpenAIEmulator
+) -> None:
+    openai_emulator.inject(
+        Fault(status=500, json={"error": {"message": "one"}}),
+        Fault(status=502, json={"error": {"message": "two"}}),
+    )
     r = post(gateway, {"strategy": {"mode": "fallback"}, "targets": [target("a"), target("b")]})
     assert r.status_code == 502 and r.json()["error"]["message"] == "openai error: two"
 
 
 def test_loadbalance_never_picks_weight_zero(gateway: GatewayServer, openai_emulator: OpenAIEmulator) -> None:
-    config = {"strategy": {"mode": "loadbalance"}, "targets": [target("zero", weight=0), target("one", weight=1)]}
+    config = {
+        "strategy": {"mode": "loadbalance"},
+        "targets": [target("zero", weight=0), target("one", weight=1)],
+    }
     models = {post(gateway, config).json()["model"] for _ in range(10)}
     assert models == {"one"}
 

@@ -12,7 +12,10 @@ import wayport
 CASES: list[dict[str, Any]] = [
     {},
     {"provider": "openai"},
-    {"api_key": "wp-1", "config": {"provider": "openai", "api_key": "sk", "override_params": {"model": "gpt-4o"}}},
+    {
+        "api_key": "wp-1",
+        "config": {"provider": "openai", "api_key": "sk", "override_params": {"model": "gpt-4o"}},
+    },
     {"config": "pc-abc123"},
     {"api_key": "", "virtual_key": None, "trace_id": "t-1"},
     {"metadata": {"_user": "u1", "n": 2}, "debug": False, "cache_force_refresh": True},

@@ -21,7 +21,9 @@ WAYPORT = str(Path(sys.executable).with_name("wayport"))
 def wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
     for _ in range(200):
         if proc.poll() is not None:
-            raise AssertionError(f"wayport exited with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
+            raise AssertionError(
+                f"wayport exited with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}"
+            )
         try:
             if httpx.get(url + "/health", timeout=1).status_code == 200:
                 return
@@ -57,7 +59,10 @@ def test_wayport_serve_proxies_a_request(openai_emulator: OpenAIEmulator, tmp_pa
 
 def test_serve_refuses_a_bad_setting(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [WAYPORT, "serve", "--port", "99999"], capture_output=True, text=True, timeout=30,
+        [WAYPORT, "serve", "--port", "99999"],
+        capture_output=True,
+        text=True,
+        timeout=30,
         env={**os.environ, "WAYPORT_DATA_DIR": str(tmp_path)},
     )
     assert proc.returncode == 2
@@ -66,8 +71,14 @@ def test_serve_refuses_a_bad_setting(tmp_path: Path) -> None:
 
 def test_settings_precedence_file_then_env(tmp_path: Path) -> None:
     file = tmp_path / "wayport.toml"
-    file.write_text('port = 9000\ntrusted_hosts = ["vllm.lan"]\n[base_urls]\nopenai = "http://a/v1"\ngroq = "http://g/v1/"\n')
-    env = {"WAYPORT_PORT": "9100", "WAYPORT_BASE_URL_OPENAI": "http://b/v1", "WAYPORT_BASE_URL_TOGETHER_AI": "http://t"}
+    file.write_text(
+        'port = 9000\ntrusted_hosts = ["vllm.lan"]\n[base_urls]\nopenai = "http://a/v1"\ngroq = "http://g/v1/"\n'
+    )
+    env = {
+        "WAYPORT_PORT": "9100",
+        "WAYPORT_BASE_URL_OPENAI": "http://b/v1",
+        "WAYPORT_BASE_URL_TOGETHER_AI": "http://t",
+    }
     settings = Settings.load(file, env)
     assert settings.port == 9100
     assert settings.trusted_hosts == ("vllm.lan",)
@@ -88,8 +99,11 @@ def test_settings_errors_name_the_setting(tmp_path: Path) -> None:
 def test_gateway_url_follows_the_environment() -> None:
     code = "import wayport; print(wayport.GATEWAY_URL)"
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True,
-        env={**os.environ, "WAYPORT_GATEWAY_URL": "http://gw.example:9/v1"}, check=True,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "WAYPORT_GATEWAY_URL": "http://gw.example:9/v1"},
+        check=True,
     )
     assert out.stdout.strip() == "http://gw.example:9/v1"
     env = {k: v for k, v in os.environ.items() if k != "WAYPORT_GATEWAY_URL"}

@@ -74,7 +74,10 @@ def test_upstream_stream_without_done_gets_an_error_event(
     r = httpx.post(gateway.v1 + "/chat/completions", headers=OPENAI, json=stream_body())
     chunks = events(r.text)
     assert chunks[-1] == "[DONE]"
-    assert orjson.loads(chunks[-2])["error"]["message"] == "The provider closed the stream before it was complete"
+    assert (
+        orjson.loads(chunks[-2])["error"]["message"]
+        == "The provider closed the stream before it was complete"
+    )
 
 
 def test_stream_error_status_is_json(gateway: GatewayServer, openai_emulator: OpenAIEmulator) -> None:
@@ -86,7 +89,9 @@ def test_stream_error_status_is_json(gateway: GatewayServer, openai_emulator: Op
 
 def test_client_disconnect_stops_the_relay(gateway: GatewayServer, openai_emulator: OpenAIEmulator) -> None:
     openai_emulator.stream_gap_s = 0.2
-    with httpx.stream("POST", gateway.v1 + "/chat/completions", headers=OPENAI, json=stream_body("a " * 40)) as r:
+    with httpx.stream(
+        "POST", gateway.v1 + "/chat/completions", headers=OPENAI, json=stream_body("a " * 40)
+    ) as r:
         next(r.iter_raw())
     # The gateway keeps serving after a client walked away mid-stream.
     openai_emulator.stream_gap_s = 0.0

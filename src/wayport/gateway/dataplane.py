@@ -9,6 +9,7 @@ write the answer or relay the stream chunk by chunk.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Mapping
@@ -40,6 +41,8 @@ from wayport.providers import ProviderRegistry
 from wayport.providers.base import Endpoint, ProviderAdapter, Secret, Target, UpstreamRequest
 from wayport.security.auth import Authenticator
 from wayport.security.ssrf import HostPolicy, UnsafeHostError
+
+log = logging.getLogger("wayport")
 
 NO_PROVIDER = "Either x-portkey-config or x-portkey-provider header is required"
 NO_PROVIDER_IN_CONFIG = (
@@ -106,11 +109,9 @@ class Gateway:
             )
         except GatewayError as exc:
             reply = Reply.from_error(exc)
+        except Exception:
+            reply = _unexpected(ctx)
         await self._respond(ctx, reply, send, receive)
-
-    async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """GET /v1/models: the provider's model list, through its adapter."""
-        await self.proxy(scope, receive, send)
 
     async def proxy(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Any other /v1/* path: forwarded to the provider's base URL as it is (Portkey's proxy route)."""
@@ -136,9 +137,12 @@ class Gateway:
             }
             forwarded.update(auth)
             req = UpstreamRequest(scope["method"], url, forwarded, raw or None)
-            reply = await self._attempt(ctx, adapter, target, leaf, req, None, passthrough=True)
+            timeout_ms = headers.request_timeout() or leaf.request_timeout
+            reply = await self._attempt(ctx, adapter, target, leaf, req, timeout_ms, passthrough=True)
         except GatewayError as exc:
             reply = Reply.from_error(exc)
+        except Exception:
+            reply = _unexpected(ctx)
         await self._respond(ctx, reply, send, receive)
 
     # -- pieces ----------------------------------------------------------------------------
@@ -344,6 +348,12 @@ class Gateway:
             watcher.cancel()
             await reply.discard()
             ctx.finished_ns = time.monotonic_ns()
+
+
+def _unexpected(ctx: RequestContext) -> Reply:
+    # The traceback goes to the server log (it holds no request values); the client gets the envelope.
+    log.exception("unexpected error in request %s", ctx.trace_id)
+    return Reply.from_error(GatewayError("Something went wrong"))
 
 
 def _first_leaf(node: Any) -> Leaf:
