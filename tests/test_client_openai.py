@@ -7,6 +7,7 @@ the OpenAI emulator, which answers ``"Echo: <last user message>"`` and records w
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
@@ -140,7 +141,10 @@ def test_chat_stream_with_include_usage(gateway: GatewayServer, openai_emulator:
 async def test_chat_stream_async(gateway: GatewayServer, openai_emulator: OpenAIEmulator) -> None:
     async with async_client(gateway) as aclient:
         stream = await aclient.chat.completions.create(
-            model="gpt-4o", messages=messages("async stream"), stream=True, stream_options={"include_usage": True}
+            model="gpt-4o",
+            messages=messages("async stream"),
+            stream=True,
+            stream_options={"include_usage": True},
         )
         chunks = [chunk async for chunk in stream]
 
@@ -148,6 +152,22 @@ async def test_chat_stream_async(gateway: GatewayServer, openai_emulator: OpenAI
     assert chunks[-1].choices == []
     assert chunks[-1].usage is not None
     assert_forwarded_cleanly(openai_emulator.last)
+
+
+def test_chat_stream_is_relayed_incrementally(
+    gateway: GatewayServer, openai_emulator: OpenAIEmulator
+) -> None:
+    """Chunks reach the client as the provider sends them, not once the provider has finished."""
+    openai_emulator.stream_gap_s = 0.05  # 6 events: about 0.3 s from first to last
+    started = time.monotonic()
+    arrivals: list[float] = []
+    for _chunk in client(gateway).chat.completions.create(
+        model="gpt-4o", messages=messages("one two three"), stream=True
+    ):
+        arrivals.append(time.monotonic() - started)
+
+    assert len(arrivals) == 6
+    assert arrivals[-1] - arrivals[0] >= 0.2
 
 
 def test_chat_stream_helper_final_completion(gateway: GatewayServer, openai_emulator: OpenAIEmulator) -> None:
@@ -220,7 +240,11 @@ def test_legacy_completions(gateway: GatewayServer, openai_emulator: OpenAIEmula
     assert completion.choices[0].finish_reason == "stop"
     recorded = openai_emulator.last
     assert recorded.path == "/v1/completions"
-    assert recorded.json() == {"model": "gpt-3.5-turbo-instruct", "prompt": "Say this is a test", "max_tokens": 7}
+    assert recorded.json() == {
+        "model": "gpt-3.5-turbo-instruct",
+        "prompt": "Say this is a test",
+        "max_tokens": 7,
+    }
     assert_forwarded_cleanly(recorded)
 
 
@@ -304,7 +328,10 @@ def test_response_headers_echoed_trace_id(gateway: GatewayServer, openai_emulato
 
 def test_response_headers_on_stream(gateway: GatewayServer, openai_emulator: OpenAIEmulator) -> None:
     with client(gateway).chat.completions.with_streaming_response.create(
-        model="gpt-4o", messages=messages("streamed headers"), stream=True, extra_headers={"x-portkey-trace-id": "t-s"}
+        model="gpt-4o",
+        messages=messages("streamed headers"),
+        stream=True,
+        extra_headers={"x-portkey-trace-id": "t-s"},
     ) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         assert response.headers["x-portkey-trace-id"] == "t-s"
@@ -317,7 +344,9 @@ def test_response_headers_on_stream(gateway: GatewayServer, openai_emulator: Ope
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Echo: streamed headers"
 
 
-def test_embeddings_and_models_carry_trace_header(gateway: GatewayServer, openai_emulator: OpenAIEmulator) -> None:
+def test_embeddings_and_models_carry_trace_header(
+    gateway: GatewayServer, openai_emulator: OpenAIEmulator
+) -> None:
     sdk = client(gateway)
     embed = sdk.embeddings.with_raw_response.create(
         model="text-embedding-3-small", input=["x"], extra_headers={"x-portkey-trace-id": "t-e"}
@@ -333,7 +362,9 @@ def test_embeddings_and_models_carry_trace_header(gateway: GatewayServer, openai
 # -- errors -----------------------------------------------------------------------------------
 
 
-def test_upstream_401_is_authentication_error(gateway: GatewayServer, openai_emulator: OpenAIEmulator) -> None:
+def test_upstream_401_is_authentication_error(
+    gateway: GatewayServer, openai_emulator: OpenAIEmulator
+) -> None:
     openai_emulator.inject(
         Fault(
             status=401,
@@ -381,7 +412,9 @@ def test_upstream_429_is_rate_limit_error(gateway: GatewayServer, openai_emulato
     openai_emulator.inject(
         Fault(
             status=429,
-            json={"error": {"message": "Rate limit reached", "type": "requests", "param": None, "code": None}},
+            json={
+                "error": {"message": "Rate limit reached", "type": "requests", "param": None, "code": None}
+            },
             headers={"retry-after-ms": "10", "x-ratelimit-remaining-requests": "0"},
         )
     )
@@ -392,7 +425,12 @@ def test_upstream_429_is_rate_limit_error(gateway: GatewayServer, openai_emulato
     error = info.value
     assert error.status_code == 429
     assert error.response.json() == {
-        "error": {"message": "openai error: Rate limit reached", "type": "requests", "param": None, "code": None},
+        "error": {
+            "message": "openai error: Rate limit reached",
+            "type": "requests",
+            "param": None,
+            "code": None,
+        },
         "provider": "openai",
     }
     assert error.response.headers["x-ratelimit-remaining-requests"] == "0"
@@ -401,7 +439,9 @@ def test_upstream_429_is_rate_limit_error(gateway: GatewayServer, openai_emulato
 
 
 async def test_upstream_error_async(gateway: GatewayServer, openai_emulator: OpenAIEmulator) -> None:
-    openai_emulator.inject(Fault(status=400, json={"error": {"message": "bad thing", "type": "invalid_request_error"}}))
+    openai_emulator.inject(
+        Fault(status=400, json={"error": {"message": "bad thing", "type": "invalid_request_error"}})
+    )
 
     async with async_client(gateway) as aclient:
         with pytest.raises(openai.BadRequestError) as info:
@@ -422,3 +462,43 @@ def test_missing_provider_is_gateway_error(gateway: GatewayServer, openai_emulat
         "message": "Either x-portkey-config or x-portkey-provider header is required",
     }
     assert openai_emulator.requests == []
+
+
+# -- broken streams and non-JSON upstream errors ----------------------------------------------
+
+
+def test_stream_cut_by_provider_raises(gateway: GatewayServer, openai_emulator: OpenAIEmulator) -> None:
+    """The provider drops the connection mid-stream: the SDK raises instead of returning half an answer."""
+    openai_emulator.inject(Fault(stream_events=3, cut=True))
+    stream = client(gateway).chat.completions.create(
+        model="gpt-4o", messages=messages("a rather long answer please"), stream=True
+    )
+    received: list[str] = []
+    with pytest.raises(openai.APIError):
+        for chunk in stream:
+            if chunk.choices:
+                received.append(chunk.choices[0].delta.content or "")
+
+    assert "".join(received) == "Echo: a"  # what arrived before the cut: role chunk, "Echo:", " a"
+
+
+def test_stream_ended_early_raises(gateway: GatewayServer, openai_emulator: OpenAIEmulator) -> None:
+    """The provider closes the stream cleanly but without ``[DONE]``: still an error for the client."""
+    openai_emulator.inject(Fault(stream_events=2))
+    stream = client(gateway).chat.completions.create(model="gpt-4o", messages=messages("x y z"), stream=True)
+
+    with pytest.raises(openai.APIError):
+        list(stream)
+
+
+def test_upstream_503_text_body(gateway: GatewayServer, openai_emulator: OpenAIEmulator) -> None:
+    openai_emulator.inject(Fault(status=503, text="upstream is down", content_type="text/plain"))
+
+    with pytest.raises(openai.InternalServerError) as info:
+        client(gateway).chat.completions.create(model="gpt-4o", messages=messages("hi"))
+
+    assert info.value.status_code == 503
+    payload = info.value.response.json()
+    assert payload["provider"] == "openai"
+    assert payload["error"]["message"].startswith("openai error:")
+    assert "upstream is down" in payload["error"]["message"]
