@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ from wayport.gateway.headers import RequestHeaders
 from wayport.gateway.reply import (
     GATEWAY_EXCEPTION,
     JSON,
+    SSE_HEADERS,
     Receive,
     Reply,
     Scope,
@@ -38,7 +39,7 @@ from wayport.gateway.router import RouteInput, Router
 from wayport.gateway.streaming import relay_stream
 from wayport.gateway.upstream import UpstreamClient
 from wayport.providers import ProviderRegistry
-from wayport.providers.base import Endpoint, ProviderAdapter, Secret, Target, UpstreamRequest
+from wayport.providers.base import Endpoint, FanOut, ProviderAdapter, Secret, Target, UpstreamRequest
 from wayport.security.auth import Authenticator
 from wayport.security.ssrf import HostPolicy, UnsafeHostError
 
@@ -55,6 +56,18 @@ ALLOWED_CONTENT_TYPES = ("application/json", "multipart/form-data", "audio/")
 PROXY_DROPPED_HEADERS = frozenset(
     {b"host", b"content-length", b"authorization", b"connection", b"expect", b"accept-encoding", b"cookie"}
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """How one leaf talks to its provider: what was asked and how to answer."""
+
+    endpoint: Endpoint
+    params: Mapping[str, Any]
+    stream: bool = False
+    strict: bool = True
+    timeout_ms: int | None = None
+    passthrough: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +150,13 @@ class Gateway:
             }
             forwarded.update(auth)
             req = UpstreamRequest(scope["method"], url, forwarded, raw or None)
-            timeout_ms = headers.request_timeout() or leaf.request_timeout
-            reply = await self._attempt(ctx, adapter, target, leaf, req, timeout_ms, passthrough=True)
+            exchange = Exchange(
+                Endpoint.PROXY,
+                {},
+                timeout_ms=headers.request_timeout() or leaf.request_timeout,
+                passthrough=True,
+            )
+            reply = await self._attempt(ctx, adapter, target, leaf, req, exchange)
         except GatewayError as exc:
             reply = Reply.from_error(exc)
         except Exception:
@@ -213,8 +231,12 @@ class Gateway:
             api_key = leaf.api_key or (Secret(bearer) if bearer else None)
             options: Mapping[str, Any] = {**headers.provider_options(), **leaf.options}
         else:
+            # A config target without a key uses the request's bearer token (Vertex AI access
+            # tokens travel that way); the SDK's placeholder is ignored.
             provider = leaf.provider or ""
-            api_key, options = leaf.api_key, leaf.options
+            bearer = None if leaf.api_key else headers.bearer()
+            api_key = leaf.api_key or (Secret(bearer) if bearer else None)
+            options = leaf.options
         adapter = self.registry.get(provider)
         if adapter is None:
             raise GatewayError(f"Provider {provider} not found")
@@ -238,17 +260,25 @@ class Gateway:
         if forward is None:
             forward = leaf.forward_headers
         if forward:
-            req.headers.update(call.headers.values_of(forward))
-        timeout_ms = call.headers.request_timeout() or leaf.request_timeout
+            extra = call.headers.values_of(forward)
+            for one in req.requests if isinstance(req, FanOut) else (req,):
+                one.headers.update(extra)
         strict = call.headers.strict_override()
-        if strict is None:
-            strict = leaf.strict_open_ai_compliance is not False
+        exchange = Exchange(
+            endpoint=call.endpoint,
+            params=params,
+            stream=call.stream,
+            strict=leaf.strict_open_ai_compliance is not False if strict is None else strict,
+            timeout_ms=call.headers.request_timeout() or leaf.request_timeout,
+        )
+        if isinstance(req, FanOut):
+            fan_out = req
+            return await self.retry.run(
+                ctx, leaf.retry, lambda: self._fan_out(ctx, adapter, target, leaf, fan_out, exchange)
+            )
+        single = req
         return await self.retry.run(
-            ctx,
-            leaf.retry,
-            lambda: self._attempt(
-                ctx, adapter, target, leaf, req, timeout_ms, stream=call.stream, strict=strict
-            ),
+            ctx, leaf.retry, lambda: self._attempt(ctx, adapter, target, leaf, single, exchange)
         )
 
     async def _attempt(
@@ -258,36 +288,25 @@ class Gateway:
         target: Target,
         leaf: Leaf,
         req: UpstreamRequest,
-        timeout_ms: int | None,
-        *,
-        stream: bool = False,
-        strict: bool = True,
-        passthrough: bool = False,
+        ex: Exchange,
     ) -> Reply:
+        """One upstream call. A streamed success is handed to the relay unread; anything else is
+        read whole and translated."""
         attempt = Attempt(adapter.name, leaf.path, req.url, time.monotonic_ns(), retry_index=ctx.retry_count)
         ctx.attempts.append(attempt)
-        guarded = target.custom_host is not None
         response: aiohttp.ClientResponse | None = None
         try:
-            async with asyncio.timeout(timeout_ms / 1000 if timeout_ms else None):
-                response = await self.upstream.send(adapter.name, req, guarded=guarded)
-                status = response.status
-                attempt.status = status
-                if passthrough or (stream and 200 <= status < 300 and _is_event_stream(response)):
-                    translator = None if passthrough else adapter.stream_translator(ctx.endpoint, strict)
-                    headers = upstream_headers(response.raw_headers)
-                    headers.append(
-                        (b"content-type", response.headers.get("content-type", "").encode("latin-1"))
-                    )
-                    reply = Reply(
-                        status, headers, stream=relay_stream(response, translator, sse=not passthrough)
-                    )
+            async with asyncio.timeout(ex.timeout_ms / 1000 if ex.timeout_ms else None):
+                response = await self.upstream.send(adapter.name, req, guarded=target.custom_host is not None)
+                status = attempt.status = response.status
+                if ex.passthrough or (ex.stream and 200 <= status < 300 and not _is_json(response)):
+                    reply = self._stream_reply(adapter, response, ex)
                     response = None  # the relay owns it now
                     return reply
                 body = await response.read()
         except TimeoutError:
             attempt.error = "timeout"
-            raise UpstreamTimeout(timeout_ms or 0) from None
+            raise UpstreamTimeout(ex.timeout_ms or 0) from None
         except ProviderError as exc:
             attempt.error = exc.message
             raise
@@ -303,25 +322,46 @@ class Gateway:
         headers = upstream_headers(response.raw_headers)
         headers.append(JSON)
         if 200 <= status < 300:
-            return Reply(status, headers, self._success_body(adapter, ctx, body, response, strict))
-        return Reply(status, headers, adapter.translate_error(status, body))
-
-    def _success_body(
-        self, adapter: ProviderAdapter, ctx: RequestContext, body: bytes, response: Any, strict: bool
-    ) -> bytes:
-        content_type = response.headers.get("content-type", "")
-        if "json" not in content_type:
-            raise ProviderError(
-                adapter.name,
-                f"Invalid response received from {adapter.name}: expected JSON, got "
-                f"'{content_type or 'no content type'}' with status {response.status}",
+            _require_json(adapter, response)
+            return Reply(
+                status,
+                headers,
+                _translated(
+                    adapter, lambda: adapter.translate_response(ex.endpoint, body, ex.params, ex.strict)
+                ),
             )
-        try:
-            return adapter.translate_response(ctx.endpoint, body, strict)
-        except (orjson.JSONDecodeError, ValueError, KeyError, TypeError) as exc:
-            raise ProviderError(
-                adapter.name, f"Invalid response received from {adapter.name}: {exc}"
-            ) from None
+        return Reply(status, headers, adapter.translate_error(status, body, _lower_headers(response)))
+
+    def _stream_reply(
+        self, adapter: ProviderAdapter, response: aiohttp.ClientResponse, ex: Exchange
+    ) -> Reply:
+        headers = upstream_headers(response.raw_headers)
+        if ex.passthrough:
+            headers.append((b"content-type", response.headers.get("content-type", "").encode("latin-1")))
+            return Reply(response.status, headers, stream=relay_stream(response, None, sse=False))
+        headers.extend(SSE_HEADERS)
+        translator = adapter.stream_translator(ex.endpoint, ex.params, ex.strict)
+        return Reply(response.status, headers, stream=relay_stream(response, translator, sse=True))
+
+    async def _fan_out(
+        self,
+        ctx: RequestContext,
+        adapter: ProviderAdapter,
+        target: Target,
+        leaf: Leaf,
+        req: FanOut,
+        ex: Exchange,
+    ) -> Reply:
+        """Several calls for one answer, sent concurrently; the first failure is the answer."""
+        single = Exchange(ex.endpoint, ex.params, stream=False, strict=ex.strict, timeout_ms=ex.timeout_ms)
+        replies = await asyncio.gather(
+            *(self._attempt(ctx, adapter, target, leaf, one, single) for one in req.requests)
+        )
+        for reply in replies:
+            if not 200 <= reply.status < 300:
+                return reply
+        bodies = [reply.body for reply in replies]
+        return Reply(replies[0].status, [JSON], _translated(adapter, lambda: req.combine(bodies)))
 
     async def _respond(self, ctx: RequestContext, reply: Reply, send: Send, receive: Receive) -> None:
         ctx.status = reply.status
@@ -387,8 +427,30 @@ def _parse_json_object(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def _is_event_stream(response: aiohttp.ClientResponse) -> bool:
-    return "event-stream" in response.headers.get("content-type", "")
+def _is_json(response: aiohttp.ClientResponse) -> bool:
+    return response.headers.get("content-type", "").startswith("application/json")
+
+
+def _lower_headers(response: aiohttp.ClientResponse) -> dict[str, str]:
+    return {k.lower(): v for k, v in response.headers.items()}
+
+
+def _require_json(adapter: ProviderAdapter, response: aiohttp.ClientResponse) -> None:
+    content_type = response.headers.get("content-type", "")
+    if "json" not in content_type:
+        raise ProviderError(
+            adapter.name,
+            f"Invalid response received from {adapter.name}: expected JSON, got "
+            f"'{content_type or 'no content type'}' with status {response.status}",
+        )
+
+
+def _translated(adapter: ProviderAdapter, translate: Callable[[], bytes]) -> bytes:
+    """Run a response translation; a body that does not have the expected shape is a 502."""
+    try:
+        return translate()
+    except (orjson.JSONDecodeError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise ProviderError(adapter.name, f"Invalid response received from {adapter.name}: {exc!r}") from None
 
 
 async def _wait_disconnect(receive: Receive) -> None:

@@ -74,15 +74,19 @@ class AzureOpenAIAdapter:
             headers["api-key"] = target.api_key.value
         return headers
 
-    def translate_response(self, endpoint: Endpoint, body: bytes, strict: bool) -> bytes:
+    def translate_response(
+        self, endpoint: Endpoint, body: bytes, params: Mapping[str, Any], strict: bool
+    ) -> bytes:
         data = orjson.loads(body)
         if isinstance(data, dict):
             data["provider"] = self.name
             return orjson.dumps(data)
         return body
 
-    def stream_translator(self, endpoint: Endpoint, strict: bool) -> StreamTranslator | None:
+    def stream_translator(
+        self, endpoint: Endpoint, params: Mapping[str, Any], strict: bool
+    ) -> StreamTranslator | None:
         return None
 
-    def translate_error(self, status: int, body: bytes) -> bytes:
+    def translate_error(self, status: int, body: bytes, headers: Mapping[str, str]) -> bytes:
         return openai_style_error(self.name, body)

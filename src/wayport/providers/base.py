@@ -7,7 +7,7 @@ server, the store or the cache; the gateway performs the HTTP call.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -59,6 +59,18 @@ class UpstreamRequest:
     body: bytes | None
 
 
+@dataclass(frozen=True, slots=True)
+class FanOut:
+    """Several upstream calls for one request (e.g. Bedrock Titan embeds one input per call).
+
+    The gateway sends them concurrently; when all succeed, ``combine`` receives the bodies in
+    order and returns the OpenAI-shaped answer. The first failure is the answer otherwise.
+    """
+
+    requests: tuple[UpstreamRequest, ...]
+    combine: Callable[[list[bytes]], bytes]
+
+
 class StreamTranslator(Protocol):
     """Turns upstream stream bytes into OpenAI-shaped SSE bytes, chunk by chunk as they arrive."""
 
@@ -80,25 +92,35 @@ class ProviderAdapter(Protocol):
 
     def build_request(
         self, endpoint: Endpoint, target: Target, params: Mapping[str, Any], raw_body: bytes | None
-    ) -> UpstreamRequest:
+    ) -> UpstreamRequest | FanOut:
         """Build the native request. ``raw_body`` is the client's body when ``params`` equals it
-        unchanged, so adapters that need no translation forward the bytes without re-serialising."""
+        unchanged, so adapters that need no translation forward the bytes without re-serialising.
+        ``params`` has ``stream`` set when the client asked for a stream. Raise ``BadRequest``
+        naming the missing setting when the target lacks one (e.g. Azure's ``resource_name``)."""
         ...
 
     def proxy_request(self, target: Target, method: str, path_and_query: str) -> tuple[str, dict[str, str]]:
         """URL and auth headers for a passthrough call to ``<base URL><path_and_query>``."""
         ...
 
-    def translate_response(self, endpoint: Endpoint, body: bytes, strict: bool) -> bytes:
-        """Translate a successful non-streaming body to the OpenAI shape."""
+    def translate_response(
+        self, endpoint: Endpoint, body: bytes, params: Mapping[str, Any], strict: bool
+    ) -> bytes:
+        """Translate a successful non-streaming body to the OpenAI shape. ``params`` is the
+        request as sent (after ``override_params``); ``strict`` is Portkey's strict compliance."""
         ...
 
-    def stream_translator(self, endpoint: Endpoint, strict: bool) -> StreamTranslator | None:
-        """A translator for a streamed success, or ``None`` when the stream is already OpenAI SSE."""
+    def stream_translator(
+        self, endpoint: Endpoint, params: Mapping[str, Any], strict: bool
+    ) -> StreamTranslator | None:
+        """A translator for a streamed success, or ``None`` when the stream is already OpenAI SSE.
+        A translator emits the usage chunk only when ``params`` has
+        ``stream_options.include_usage``."""
         ...
 
-    def translate_error(self, status: int, body: bytes) -> bytes:
-        """Translate an upstream error body to the OpenAI error shape with the ``provider`` field."""
+    def translate_error(self, status: int, body: bytes, headers: Mapping[str, str]) -> bytes:
+        """Translate an upstream error body to the OpenAI error shape with the ``provider`` field.
+        ``headers`` are the upstream response headers (lower-case names)."""
         ...
 
 

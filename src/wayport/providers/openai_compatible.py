@@ -117,7 +117,9 @@ class OpenAICompatibleAdapter:
                     headers[header] = str(value)
         return headers
 
-    def translate_response(self, endpoint: Endpoint, body: bytes, strict: bool) -> bytes:
+    def translate_response(
+        self, endpoint: Endpoint, body: bytes, params: Mapping[str, Any], strict: bool
+    ) -> bytes:
         if not self.spec.add_provider_field:
             return body
         data = orjson.loads(body)
@@ -126,8 +128,10 @@ class OpenAICompatibleAdapter:
             return orjson.dumps(data)
         return body
 
-    def stream_translator(self, endpoint: Endpoint, strict: bool) -> StreamTranslator | None:
+    def stream_translator(
+        self, endpoint: Endpoint, params: Mapping[str, Any], strict: bool
+    ) -> StreamTranslator | None:
         return None
 
-    def translate_error(self, status: int, body: bytes) -> bytes:
+    def translate_error(self, status: int, body: bytes, headers: Mapping[str, str]) -> bytes:
         return openai_style_error(self.name, body)
