@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from wayport.providers.azure_openai import AzureOpenAIAdapter
-from wayport.providers.base import Endpoint, ProviderAdapter, Secret, Target, UpstreamRequest
+from wayport.providers.base import Endpoint, FanOut, ProviderAdapter, Secret, Target, UpstreamRequest
 from wayport.providers.openai_compatible import ROWS, OpenAICompatibleAdapter
 
 __all__ = [
     "Endpoint",
+    "FanOut",
     "ProviderAdapter",
     "ProviderRegistry",
     "Secret",
@@ -22,6 +23,20 @@ __all__ = [
 NOT_YET_SUPPORTED = frozenset({"anthropic", "google", "vertex-ai", "bedrock", "cohere"})
 
 
+def _native_adapters(base_urls: Mapping[str, str]) -> dict[str, ProviderAdapter]:
+    """Adapters of providers with their own wire format (one line each)."""
+    adapters: dict[str, ProviderAdapter] = {}
+    adapters["azure-openai"] = AzureOpenAIAdapter(base_urls.get("azure-openai"))
+    # native: anthropic
+    # native: google
+    # native: vertex-ai
+    # native: bedrock
+    # native: cohere
+    # native: ollama
+    # native: mistral-ai
+    return adapters
+
+
 class ProviderRegistry:
     """Every adapter of this process, built once at start-up with the base-URL overrides."""
 
@@ -30,7 +45,7 @@ class ProviderRegistry:
         adapters: dict[str, ProviderAdapter] = {
             row.name: OpenAICompatibleAdapter(row, base_urls.get(row.name)) for row in ROWS
         }
-        adapters["azure-openai"] = AzureOpenAIAdapter(base_urls.get("azure-openai"))
+        adapters.update(_native_adapters(base_urls))
         self._adapters = adapters
 
     def get(self, name: str) -> ProviderAdapter | None:
@@ -41,7 +56,7 @@ class ProviderRegistry:
         return tuple(sorted(self._adapters))
 
     def unknown_provider_message(self, name: str) -> str:
-        if name in NOT_YET_SUPPORTED:
+        if name in NOT_YET_SUPPORTED and name not in self._adapters:
             return (
                 f"Provider '{name}' is recognised but its native translation is not available in this "
                 "version of Wayport"
