@@ -33,6 +33,7 @@ except ImportError:  # works on the default loop too, only with more overhead
 
 LOOPBACK = {"127.0.0.1", "localhost"}
 RECONNECT_DELAY_S = 0.05
+NO_BODY_STATUSES = frozenset({204, 304})
 GRACE_S = 15.0  # how long in-flight requests may take after the run's end before they count as timeouts
 
 
@@ -111,6 +112,8 @@ class Connection(asyncio.Protocol):
         self.gen.reconnect()
 
     def data_received(self, data: bytes) -> None:
+        if not self.in_flight:
+            return  # nothing asked for: a server's stray bytes must not count as a response
         self.buf += data
         if not self.headers_done and not self.parse_head():
             return
@@ -126,9 +129,12 @@ class Connection(asyncio.Protocol):
             return False
         head = bytes(self.buf[:end]).lower()
         self.status = int(head[9:12])
-        self.length = _content_length(head)
-        self.chunked = b"\r\ntransfer-encoding: chunked" in head
-        self.close_after = b"\r\nconnection: close" in head or head.startswith(b"http/1.0")
+        length = _header_value(head, b"content-length")
+        self.length = 0 if self.status in NO_BODY_STATUSES else int(length) if length is not None else None
+        self.chunked = b"chunked" in (_header_value(head, b"transfer-encoding") or b"")
+        self.close_after = b"close" in (_header_value(head, b"connection") or b"") or head.startswith(
+            b"http/1.0"
+        )
         del self.buf[: end + 4]
         self.headers_done = True
         return True
@@ -187,12 +193,14 @@ class Connection(asyncio.Protocol):
         self.transport.write(self.gen.spec.request)
 
 
-def _content_length(head: bytes) -> int | None:
-    pos = head.find(b"\r\ncontent-length:")
+def _header_value(head: bytes, name: bytes) -> bytes | None:
+    """Value of header `name` in a lower-cased response head, or None."""
+    key = b"\r\n" + name + b":"
+    pos = head.find(key)
     if pos < 0:
         return None
     eol = head.find(b"\r\n", pos + 2)
-    return int(head[pos + 17 : eol if eol >= 0 else len(head)])
+    return head[pos + len(key) : eol if eol >= 0 else len(head)].strip()
 
 
 class LoadGenerator:

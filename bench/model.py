@@ -7,6 +7,8 @@ from typing import Any
 
 from procinfo import ticks_to_ms
 
+OTHER_LOAD_WARN = 0.1  # cores used by unrelated processes during a run before the report warns
+
 
 @dataclass(frozen=True)
 class LoadResult:
@@ -36,10 +38,12 @@ class ScenarioResult:
     """A measured run plus the CPU the gateway and the mock spent during it."""
 
     scenario: str  # "non-stream", "stream", "long run"
-    path: str  # "direct" or "wayport"
+    path: str  # "direct" or the gateway's name
     load: LoadResult
     gateway_ticks: int | None  # None when the gateway is not on the request path
     mock_ticks: int
+    window_s: float = 0.0  # wall time between the two CPU samples
+    other_ticks: int = 0  # CPU used meanwhile by processes outside the benchmark
     warmup: LoadResult | None = None
     ttfb_probe: LoadResult | None = None  # separate streaming probe when wrk ran the load
 
@@ -67,10 +71,19 @@ class ScenarioResult:
 
     @property
     def gateway_core_share(self) -> float | None:
-        """Gateway CPU time over wall time: 1.0 means one core fully busy."""
-        if self.gateway_ticks is None or not self.load.seconds:
+        """Gateway CPU time over the wall time of the same window: 1.0 = one core fully busy."""
+        if self.gateway_ticks is None or not self.window_s:
             return None
-        return ticks_to_ms(self.gateway_ticks) / 1000 / self.load.seconds
+        return ticks_to_ms(self.gateway_ticks) / 1000 / self.window_s
+
+    @property
+    def other_core_share(self) -> float | None:
+        """CPU of unrelated processes during the run, in cores: above ~0.1 the figures are disturbed."""
+        return ticks_to_ms(self.other_ticks) / 1000 / self.window_s if self.window_s else None
+
+    @property
+    def disturbed(self) -> bool:
+        return (self.other_core_share or 0.0) > OTHER_LOAD_WARN
 
     @property
     def mock_cpu_ms_per_req(self) -> float | None:
@@ -88,6 +101,7 @@ class ScenarioResult:
         out["gateway_cpu_ms_per_req"] = self.gateway_cpu_ms_per_req
         out["gateway_core_share"] = self.gateway_core_share
         out["mock_cpu_ms_per_req"] = self.mock_cpu_ms_per_req
+        out["other_core_share"] = self.other_core_share
         out["failed"] = self.failed
         return out
 

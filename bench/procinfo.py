@@ -80,3 +80,18 @@ def memory(root: int) -> Memory:
         hwm += values.get("VmHWM", 0)
         count += 1
     return Memory(rss, hwm, count)
+
+
+def machine_busy_ticks() -> int:
+    """Busy time of all CPUs: user, nice, system, irq, softirq (guest time is inside user; idle,
+    iowait and steal are not busy). irq/softirq are in because tick-based accounting charges a
+    softirq tick to the interrupted task's stime as well, and the processes are counted that way."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    user, nice, system, _idle, _iowait, irq, softirq = fields
+    return user + nice + system + irq + softirq
+
+
+def own_ticks() -> int:
+    """This process plus its waited-for children (the load generator runs)."""
+    t = os.times()
+    return round((t.user + t.system + t.children_user + t.children_system) * CLK_TCK)

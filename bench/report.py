@@ -90,6 +90,11 @@ def memory_grid(report: BenchReport) -> Grid | None:
     if not report.memory:
         return None
     rows = [[m.label, fmt_mib(m.rss_kib), fmt_mib(m.hwm_kib), str(m.processes)] for m in report.memory]
+    samples = [rss for _, rss in report.long_run_rss_kib]
+    if samples:  # RSS polled every 0.5 s during the long run; flat memory keeps the three close
+        label = f"during the long run ({len(samples)} samples: first / min / max)"
+        spread = f"{fmt_mib(samples[0])} / {fmt_mib(min(samples))} / {fmt_mib(max(samples))}"
+        rows.insert(-1, [label, spread, DASH, DASH])
     return Grid("Gateway memory", ["when", "RSS MiB", "peak RSS MiB", "processes"], rows)
 
 
@@ -157,4 +162,8 @@ def progress_line(index: int, total: int, s: ScenarioResult) -> str:
     if s.ttfb is not None:
         parts.append(f"first byte p50 {fmt_ms(s.ttfb.ttfb_p50_ms)} ms")
     parts.append(f"failed {s.failed}")
+    if s.disturbed:
+        parts.append(
+            f"(busy machine: other processes used {(s.other_core_share or 0) * 100:.0f} % of a core)"
+        )
     return "  ".join(parts)

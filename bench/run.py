@@ -39,7 +39,7 @@ from rich.markup import escape
 import mock_upstream
 import procinfo
 from drivers import Driver, DriverError, Load, PythonDriver, choose_driver
-from model import BenchReport, MemorySample, ScenarioResult
+from model import BenchReport, LoadResult, MemorySample, ScenarioResult
 from report import print_report, progress_line
 from supervisor import Supervisor, pinned
 
@@ -62,13 +62,20 @@ class BenchError(RuntimeError):
 
 @dataclass(frozen=True)
 class Target:
-    path: str  # "direct" or "wayport"
+    path: str  # label in the tables: "direct" or the gateway's name
     url: str
     headers: tuple[str, ...]
+    via_gateway: bool
 
-    @property
-    def via_gateway(self) -> bool:
-        return self.path != "direct"
+
+@dataclass(frozen=True)
+class Snapshot:
+    """CPU ticks so far (gateway tree, mock tree, everything else on the machine) at monotonic time `at`."""
+
+    at: float
+    gateway: int
+    mock: int
+    other: int
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--long-timeout", type=float, default=900.0, help="time cap of the long run (900 s)")
     p.add_argument("--json", type=Path, metavar="OUT", help="also write raw results to OUT")
     p.add_argument("--gateway-cmd", help="command starting the gateway; {port} and {mock_url} are filled in")
+    p.add_argument("--gateway-name", default="wayport", help="label of the gateway path in the tables")
     p.add_argument("--skip-gateway", action="store_true", help="measure the direct path only")
     p.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto",
                    help="auto: wrk if installed, else bench/loadgen.py")  # fmt: skip
@@ -234,7 +242,7 @@ class Bench:
             "mock", pinned(argv + ["--gap-ms", str(self.opts.gap_ms)], self.pin.load_cpu)
         )
         wait_healthy(f"http://{HOST}:{port}/health", self.mock, 15, self.work / "mock.log")
-        return Target("direct", f"http://{HOST}:{port}/v1/chat/completions", DIRECT_HEADERS)
+        return Target("direct", f"http://{HOST}:{port}/v1/chat/completions", DIRECT_HEADERS, False)
 
     def gateway_command(self, port: int, mock_base: str) -> list[str]:
         if self.opts.gateway_cmd:
@@ -261,7 +269,8 @@ class Bench:
             f"http://{HOST}:{port}/health", self.gateway, self.opts.startup_timeout, self.work / "gateway.log"
         )
         self.report.notes.append(f"gateway answered GET /health {waited:.1f} s after start")
-        return Target("wayport", f"http://{HOST}:{port}/v1/chat/completions", GATEWAY_HEADERS)
+        url = f"http://{HOST}:{port}/v1/chat/completions"
+        return Target(self.opts.gateway_name, url, GATEWAY_HEADERS, True)
 
     # -- measurements
     def gateway_ticks(self) -> int:
@@ -285,28 +294,52 @@ class Bench:
             requests=requests,
         )
 
-    def measure(self, scenario: str, target: Target, stream: bool) -> ScenarioResult:
+    def snapshot(self) -> Snapshot:
         assert self.mock is not None
+        gateway = self.gateway_ticks() if self.gateway is not None else 0
+        mock = procinfo.cpu_ticks(self.mock.pid)
+        other = procinfo.machine_busy_ticks() - procinfo.own_ticks() - gateway - mock
+        return Snapshot(time.monotonic(), gateway, mock, other)
+
+    def measure(self, scenario: str, target: Target, stream: bool) -> ScenarioResult:
         warmup = None
         if self.opts.warmup > 0:
             warmup = self.driver.run(self.load(target, stream, self.opts.warmup))
-        g0 = self.gateway_ticks() if target.via_gateway else 0
-        m0 = procinfo.cpu_ticks(self.mock.pid)
+        before = self.snapshot()
         result = self.driver.run(self.load(target, stream, self.opts.duration))
-        g1 = self.gateway_ticks() if target.via_gateway else 0
-        m1 = procinfo.cpu_ticks(self.mock.pid)
+        after = self.snapshot()
         probe = None
         if stream and not self.driver.measures_ttfb:
             probe = self.python.run(self.load(target, stream, self.opts.ttfb_duration))
-        return ScenarioResult(
+        return self.scenario_result(scenario, target, result, before, after, warmup, probe)
+
+    def scenario_result(
+        self,
+        scenario: str,
+        target: Target,
+        result: LoadResult,
+        before: Snapshot,
+        after: Snapshot,
+        warmup: LoadResult | None = None,
+        probe: LoadResult | None = None,
+    ) -> ScenarioResult:
+        res = ScenarioResult(
             scenario=scenario,
             path=target.path,
             load=result,
-            gateway_ticks=g1 - g0 if target.via_gateway else None,
-            mock_ticks=m1 - m0,
+            gateway_ticks=after.gateway - before.gateway if target.via_gateway else None,
+            mock_ticks=after.mock - before.mock,
+            window_s=after.at - before.at,
+            other_ticks=max(0, after.other - before.other),
             warmup=warmup,
             ttfb_probe=probe,
         )
+        if res.disturbed:
+            self.report.notes.append(
+                f"WARNING: other processes used {(res.other_core_share or 0) * 100:.0f} % of a core during "
+                f"{scenario} {target.path}; its figures are disturbed (CPU-ms/req least)"
+            )
+        return res
 
     def long_run(self, target: Target, requests: int) -> ScenarioResult:
         """N requests through the gateway with the Python driver (wrk cannot stop after N),
@@ -319,13 +352,12 @@ class Bench:
             rss = procinfo.memory(gateway_pid).rss_kib
             self.report.long_run_rss_kib.append((round(time.monotonic() - started, 1), rss))
 
-        g0, m0 = self.gateway_ticks(), procinfo.cpu_ticks(self.mock.pid)
-        load = self.load(target, False, self.opts.long_timeout, requests)
-        result = self.python.run(load, on_tick=sample)
-        g1, m1 = self.gateway_ticks(), procinfo.cpu_ticks(self.mock.pid)
+        before = self.snapshot()
+        result = self.python.run(self.load(target, False, self.opts.long_timeout, requests), on_tick=sample)
+        after = self.snapshot()
         if result.requests < requests:
             self.report.notes.append(f"long run stopped by --long-timeout after {result.requests} requests")
-        return ScenarioResult(f"long run {requests:,}", target.path, result, g1 - g0, m1 - m0)
+        return self.scenario_result(f"long run {requests:,}", target, result, before, after)
 
     def run_step(self, label: str, seconds: float | None, step: Callable[[], T]) -> T:
         """Run one step with a spinner (shown on terminals only)."""
@@ -342,7 +374,9 @@ class Bench:
     def run(self) -> int:
         self.report.config = self.config()
         self.console.print(
-            f"load generator: {self.driver.name}; pinning: {self.pin.describe()}", soft_wrap=True
+            f"load generator: {self.driver.name}; pinning: {self.pin.describe()}",
+            soft_wrap=True,
+            highlight=False,
         )
         direct = self.start_mock()
         check_answers(direct)
@@ -416,8 +450,9 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
     console = make_console()
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _interrupt)
+    # also SIGINT: a background job inherits it as ignored, and `kill -INT` should still clean up
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
     work = Path(tempfile.mkdtemp(prefix="wayport-bench-"))
     sup = Supervisor(work)
     code = 2
