@@ -102,3 +102,22 @@ def test_no_retry_on_other_status(gateway: GatewayServer, openai_emulator: OpenA
     openai_emulator.inject(Fault(status=400, json={"error": {"message": "x"}}))
     r = post(gateway, target("m", retry={"attempts": 3}))
     assert r.status_code == 400 and len(openai_emulator.requests) == 1
+
+
+def test_conditional_routing_reads_utf8_metadata(gateway: GatewayServer) -> None:
+    config = {
+        "strategy": {
+            "mode": "conditional",
+            "conditions": [{"query": {"metadata.plan": "prémium"}, "then": "smart"}],
+        },
+        "targets": [target("big", name="smart")],
+    }
+    r = httpx.post(
+        gateway.v1 + "/chat/completions",
+        headers={
+            "x-portkey-config": orjson.dumps(config),
+            "x-portkey-metadata": '{"plan": "prémium"}'.encode(),
+        },
+        json=CHAT,
+    )
+    assert r.status_code == 200 and r.json()["model"] == "big"

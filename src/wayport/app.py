@@ -43,7 +43,7 @@ class WayportApp:
             policy=policy,
             authenticator=authenticator or AllowAll(),
             retry=retry or RetryRunner(),
-            max_body_bytes=settings.max_body_bytes,
+            settings=settings,
         )
         gateway = self.gateway
         self._posts: dict[str, Handler] = {

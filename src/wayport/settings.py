@@ -36,6 +36,11 @@ class Settings:
     base_urls: Mapping[str, str] = field(default_factory=dict)
     max_body_bytes: int = 32 * 1024 * 1024
     connect_timeout_s: float = 10.0
+    # per attempt, when the request sets no request_timeout: a hung provider never hangs a client
+    upstream_timeout_s: float = 600.0
+    # streams: the wait for the first content, and for each next chunk once content flows
+    stream_first_byte_timeout_s: float = 120.0
+    stream_stall_timeout_s: float = 60.0
     upstream_pool_size: int = 1000
     log_level: str = "info"
 
@@ -107,7 +112,12 @@ def _coerce(name: str, raw: Any) -> Any:
             if number < 1 if name != "port" else not 0 <= number <= 65535:
                 raise ValueError
             return number
-        if name == "connect_timeout_s":
+        if name in (
+            "connect_timeout_s",
+            "upstream_timeout_s",
+            "stream_first_byte_timeout_s",
+            "stream_stall_timeout_s",
+        ):
             seconds = float(raw)
             if seconds <= 0:
                 raise ValueError

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import random
 import time
 from collections import deque
 from typing import Any
@@ -45,6 +46,7 @@ class OpenAIEmulator:
         self.requests: list[Recorded] = []
         self.faults: deque[Fault] = deque()
         self.stream_gap_s = stream_gap_s
+        self.chaos: Chaos | None = None
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self.chat)
         app.router.add_post("/v1/completions", self.completions)
@@ -72,6 +74,7 @@ class OpenAIEmulator:
         self.requests.clear()
         self.faults.clear()
         self.stream_gap_s = 0.0
+        self.chaos = None
 
     def inject(self, *faults: Fault) -> None:
         self.faults.extend(faults)
@@ -104,8 +107,13 @@ class OpenAIEmulator:
 
     async def _fault(self) -> Fault | None:
         if not self.faults:
-            return None
-        fault = self.faults.popleft()
+            if self.chaos is None:
+                return None
+            fault = self.chaos.next_fault()
+            if fault is None:
+                return None
+        else:
+            fault = self.faults.popleft()
         if fault.delay_s:
             await asyncio.sleep(fault.delay_s)
         return fault
@@ -129,6 +137,10 @@ class OpenAIEmulator:
         if denied is not None:
             return denied
         fault = await self._fault()
+        if fault is not None and fault.reset:
+            if request.transport is not None:
+                request.transport.abort()
+            raise ConnectionResetError("emulated reset")
         if fault is not None and (fault.status != 200 or fault.json is not None or fault.text is not None):
             return self._fault_response(fault)
         try:
@@ -362,6 +374,33 @@ class OpenAIEmulator:
                 "time": time.time(),
             }
         )
+
+
+class Chaos:
+    """Fails a share of requests at random, each in one of several ways (seeded, repeatable)."""
+
+    def __init__(self, rate: float, seed: int, stall_s: float = 1.0) -> None:
+        self.rate = rate
+        self.rng = random.Random(seed)
+        self.stall_s = stall_s
+        self.injected: dict[str, int] = {}
+
+    def next_fault(self) -> Fault | None:
+        if self.rng.random() >= self.rate:
+            return None
+        kind = self.rng.choice(["500", "429", "503", "reset", "stall", "malformed", "cut"])
+        self.injected[kind] = self.injected.get(kind, 0) + 1
+        if kind in ("500", "429", "503"):
+            return Fault(status=int(kind), json=error_body(f"chaos {kind}", "server_error"))
+        if kind == "reset":
+            return Fault(reset=True)
+        if kind == "stall":
+            return Fault(delay_s=self.stall_s)
+        if kind == "malformed":
+            return Fault(
+                status=200, text='{"id": "chatcmpl-x", "choices": [', content_type="application/json"
+            )
+        return Fault(stream_events=1, cut=True)  # a stream cut after its first event (a JSON call ignores it)
 
 
 def embed(text: str, dims: int) -> list[float]:

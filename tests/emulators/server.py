@@ -38,6 +38,8 @@ class Fault:
     stream_events: int | None = None
     cut: bool = False
     stall_s: float = 0.0
+    # close the connection without any answer (a reset)
+    reset: bool = False
 
 
 class ServerThread:

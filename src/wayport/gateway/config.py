@@ -7,6 +7,7 @@ inside the children Portkey keeps verbatim (``override_params``, ``conditions``,
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 from pydantic_core import PydanticCustomError
 
 from wayport.errors import ConfigError
+from wayport.gateway.breaker import BreakerPolicy
 from wayport.providers.base import Secret
 
 MODES = ("single", "loadbalance", "fallback", "conditional")
@@ -110,6 +112,16 @@ class StrategySpec(_Model):
     conditions: list[ConditionSpec] | None = None
     default: str | None = None
     cb_config: dict[str, Any] | None = None
+
+    @field_validator("cb_config")
+    @classmethod
+    def _breaker(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            try:
+                BreakerPolicy.from_config(value)
+            except ValueError as exc:
+                raise _fail("cb_config", str(exc)) from None
+        return value
 
     @field_validator("mode")
     @classmethod
@@ -258,6 +270,9 @@ class Group:
     default: str | None = None
     name: str | None = None
     weight: float = 1.0
+    breaker: BreakerPolicy | None = None
+    # prefix of the breaker keys of this group's targets: the config's id (or hash) and path
+    breaker_scope: str = ""
 
 
 Node = Leaf | Group
@@ -289,6 +304,7 @@ class _Inherited:
     custom_host: str | None = None
     forward_headers: tuple[str, ...] | None = None
     strict: bool | None = None
+    breaker: BreakerPolicy | None = None
 
 
 class ConfigParser:
@@ -329,7 +345,9 @@ class ConfigParser:
         self._check_node(node, (), errors, nested=False)
         if errors:
             raise ConfigError("Invalid config passed", errors=errors)
-        root = self._build(node, "config", _Inherited(override_params={}))
+        # Breaker state is shared by requests that send the same config (or the same config id).
+        digest = hashlib.sha1(orjson.dumps(normalised, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+        root = self._build(node, "config", _Inherited(override_params={}), str(data.get("id") or digest))
         return ConfigPlan(
             root, provider_from_headers=node.provider is None and not node.targets, source=normalised
         )
@@ -352,7 +370,7 @@ class ConfigParser:
         for i, child in enumerate(node.targets or ()):
             self._check_node(child, (*loc, "targets", i), errors, nested=True)
 
-    def _build(self, node: ConfigNode, path: str, parent: _Inherited) -> Node:
+    def _build(self, node: ConfigNode, path: str, parent: _Inherited, scope: str) -> Node:
         inherited = _Inherited(
             override_params={**parent.override_params, **(node.override_params or {})},
             retry=_retry_policy(node.retry) if node.retry is not None else parent.retry,
@@ -367,12 +385,16 @@ class ConfigParser:
             strict=node.strict_open_ai_compliance
             if node.strict_open_ai_compliance is not None
             else parent.strict,
+            breaker=BreakerPolicy.from_config(node.strategy.cb_config)
+            if node.strategy is not None and node.strategy.cb_config is not None
+            else parent.breaker,
         )
         weight = 1.0 if node.weight is None else node.weight
         if node.targets:
             strategy = node.strategy
             children = tuple(
-                self._build(child, f"{path}.targets[{i}]", inherited) for i, child in enumerate(node.targets)
+                self._build(child, f"{path}.targets[{i}]", inherited, scope)
+                for i, child in enumerate(node.targets)
             )
             if strategy is None:
                 return Group(path, "single", children, name=node.name, weight=weight)
@@ -387,6 +409,8 @@ class ConfigParser:
                 default=strategy.default,
                 name=node.name,
                 weight=weight,
+                breaker=inherited.breaker,
+                breaker_scope=f"{scope}|{path}",
             )
         options = {k: v for k, v in (node.model_extra or {}).items() if k not in ROUTING_KEYS}
         return Leaf(

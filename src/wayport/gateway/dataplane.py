@@ -13,7 +13,8 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 import aiohttp
@@ -36,12 +37,13 @@ from wayport.gateway.reply import (
 )
 from wayport.gateway.retry import RetryRunner
 from wayport.gateway.router import RouteInput, Router
-from wayport.gateway.streaming import relay_stream
+from wayport.gateway.streaming import StreamFailed, first_content, prepend, relay_stream
 from wayport.gateway.upstream import UpstreamClient
 from wayport.providers import ProviderRegistry
 from wayport.providers.base import Endpoint, FanOut, ProviderAdapter, Secret, Target, UpstreamRequest
 from wayport.security.auth import Authenticator
 from wayport.security.ssrf import HostPolicy, UnsafeHostError
+from wayport.settings import Settings
 
 log = logging.getLogger("wayport")
 
@@ -68,6 +70,7 @@ class Exchange:
     strict: bool = True
     timeout_ms: int | None = None
     passthrough: bool = False
+    hold_until_content: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +92,7 @@ class Gateway:
         policy: HostPolicy,
         authenticator: Authenticator,
         retry: RetryRunner,
-        max_body_bytes: int,
+        settings: Settings,
     ) -> None:
         self.registry = registry
         self.upstream = upstream
@@ -97,8 +100,11 @@ class Gateway:
         self.authenticator = authenticator
         self.retry = retry
         self.router = Router()
-        self.max_body_bytes = max_body_bytes
+        self.max_body_bytes = settings.max_body_bytes
+        self.timeouts = settings
         self.configs = ConfigParser(self._provider_problem, policy.check_url)
+        # x-portkey-custom-host repeats across requests: check each distinct value once.
+        self._check_host = lru_cache(maxsize=256)(policy.check_url)
 
     # -- endpoints -------------------------------------------------------------------------
 
@@ -118,7 +124,7 @@ class Gateway:
             call = Call(endpoint, headers, body, raw, stream)
             route = RouteInput(ctx.metadata, body, scope["path"])
             reply = await self.router.walk(
-                plan.root, lambda leaf: self._call_leaf(ctx, call, plan, leaf), route
+                plan.root, lambda leaf, spare: self._call_leaf(ctx, call, plan, leaf, spare), route
             )
         except GatewayError as exc:
             reply = Reply.from_error(exc)
@@ -244,12 +250,14 @@ class Gateway:
         header_host = headers.portkey.get("custom-host")
         if header_host:
             try:
-                custom_host = self.policy.check_url(header_host)
+                custom_host = self._check_host(header_host)
             except UnsafeHostError as exc:
                 raise BadRequest(f"Invalid custom host: {exc}") from None
         return adapter, Target(provider, api_key, options, custom_host)
 
-    async def _call_leaf(self, ctx: RequestContext, call: Call, plan: ConfigPlan, leaf: Leaf) -> Reply:
+    async def _call_leaf(
+        self, ctx: RequestContext, call: Call, plan: ConfigPlan, leaf: Leaf, spare: bool
+    ) -> Reply:
         adapter, target = self._target(leaf, call.headers, plan)
         ctx.provider, ctx.last_target_path = adapter.name, leaf.path
         if not adapter.supports(call.endpoint):
@@ -270,6 +278,9 @@ class Gateway:
             stream=call.stream,
             strict=leaf.strict_open_ai_compliance is not False if strict is None else strict,
             timeout_ms=call.headers.request_timeout() or leaf.request_timeout,
+            # Hold a stream back until its first content only when a failure could still be
+            # recovered from (a retry or a later fallback target); otherwise send it at once.
+            hold_until_content=spare or (leaf.retry is not None and leaf.retry.attempts > 0),
         )
         if isinstance(req, FanOut):
             fan_out = req
@@ -294,19 +305,39 @@ class Gateway:
         read whole and translated."""
         attempt = Attempt(adapter.name, leaf.path, req.url, time.monotonic_ns(), retry_index=ctx.retry_count)
         ctx.attempts.append(attempt)
+        timeouts = self.timeouts
+        limit_s = ex.timeout_ms / 1000 if ex.timeout_ms else None
         response: aiohttp.ClientResponse | None = None
         try:
-            async with asyncio.timeout(ex.timeout_ms / 1000 if ex.timeout_ms else None):
+            streaming = ex.stream and not ex.passthrough
+            async with asyncio.timeout(
+                limit_s
+                or (timeouts.stream_first_byte_timeout_s if streaming else timeouts.upstream_timeout_s)
+            ):
                 response = await self.upstream.send(adapter.name, req, guarded=target.custom_host is not None)
                 status = attempt.status = response.status
                 if ex.passthrough or (ex.stream and 200 <= status < 300 and not _is_json(response)):
                     reply = self._stream_reply(adapter, response, ex)
                     response = None  # the relay owns it now
+                    if streaming and ex.hold_until_content and reply.stream is not None:
+                        # Nothing reaches the client before real content: a failure until then
+                        # is retried or fallen over from like any other.
+                        first = await first_content(reply.stream)
+                        reply.stream = prepend(first, reply.stream)
                     return reply
                 body = await response.read()
         except TimeoutError:
             attempt.error = "timeout"
+            if limit_s is None:
+                raise ProviderError(
+                    adapter.name, "the provider did not answer in time", status=504, type_="timeout_error"
+                ) from None
             raise UpstreamTimeout(ex.timeout_ms or 0) from None
+        except StreamFailed as exc:
+            attempt.error = exc.message
+            raise ProviderError(
+                adapter.name, f"the stream failed before any content: {exc.message}"
+            ) from None
         except ProviderError as exc:
             attempt.error = exc.message
             raise
@@ -341,7 +372,8 @@ class Gateway:
             return Reply(response.status, headers, stream=relay_stream(response, None, sse=False))
         headers.extend(SSE_HEADERS)
         translator = adapter.stream_translator(ex.endpoint, ex.params, ex.strict)
-        return Reply(response.status, headers, stream=relay_stream(response, translator, sse=True))
+        stream = relay_stream(response, translator, sse=True, stall_s=self.timeouts.stream_stall_timeout_s)
+        return Reply(response.status, headers, stream=stream)
 
     async def _fan_out(
         self,
@@ -353,7 +385,7 @@ class Gateway:
         ex: Exchange,
     ) -> Reply:
         """Several calls for one answer, sent concurrently; the first failure is the answer."""
-        single = Exchange(ex.endpoint, ex.params, stream=False, strict=ex.strict, timeout_ms=ex.timeout_ms)
+        single = replace(ex, stream=False)
         replies = await asyncio.gather(
             *(self._attempt(ctx, adapter, target, leaf, one, single) for one in req.requests)
         )

@@ -71,7 +71,8 @@ class RequestHeaders:
         portkey = out.portkey
         for name, value in raw:
             if name.startswith(PREFIX):
-                portkey[name[PREFIX_LEN:].decode("latin-1")] = value.decode("latin-1")
+                # JSON values (metadata, config) are UTF-8 in practice.
+                portkey[name[PREFIX_LEN:].decode("latin-1")] = value.decode("utf-8", "replace")
             elif name == b"authorization":
                 out.authorization = value.decode("latin-1")
             elif name == b"content-type":

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from wayport.errors import BadRequest, GatewayError
+from wayport.gateway.breaker import CircuitBreakers
 from wayport.gateway.config import ConditionSpec, Group, Leaf, Node
 from wayport.gateway.reply import Reply
 
-LeafCall = Callable[[Leaf], Awaitable[Reply]]
+# Called with the leaf and whether a later fallback target could still answer if this one fails.
+LeafCall = Callable[[Leaf, bool], Awaitable[Reply]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,27 +32,31 @@ class RouteInput:
 
 
 class Router:
-    def __init__(self, rng: random.Random | None = None) -> None:
+    def __init__(self, rng: random.Random | None = None, breakers: CircuitBreakers | None = None) -> None:
         self._rng = rng or random.Random()
+        self.breakers = breakers or CircuitBreakers()
 
-    async def walk(self, node: Node, call_leaf: LeafCall, route: RouteInput) -> Reply:
+    async def walk(self, node: Node, call_leaf: LeafCall, route: RouteInput, spare: bool = False) -> Reply:
+        """Route ``node``; ``spare`` says an enclosing fallback still has targets after this one."""
         if isinstance(node, Leaf):
-            return await call_leaf(node)
+            return await call_leaf(node, spare)
         mode = node.mode
         if mode == "fallback":
-            return await self._fallback(node, call_leaf, route)
+            return await self._fallback(node, call_leaf, route, spare)
         if mode == "loadbalance":
-            return await self.walk(self.pick_weighted(node), call_leaf, route)
+            targets = self._closed_targets(node)
+            return await self._tried(node, self.pick_weighted(node, targets), call_leaf, route, spare)
         if mode == "conditional":
-            return await self.walk(choose_conditional(node, route), call_leaf, route)
-        return await self.walk(node.targets[0], call_leaf, route)
+            return await self.walk(choose_conditional(node, route), call_leaf, route, spare)
+        return await self._tried(node, node.targets[0], call_leaf, route, spare)
 
-    async def _fallback(self, node: Group, call_leaf: LeafCall, route: RouteInput) -> Reply:
+    async def _fallback(self, node: Group, call_leaf: LeafCall, route: RouteInput, spare: bool) -> Reply:
         codes = node.on_status_codes
-        last = len(node.targets) - 1
-        for i, child in enumerate(node.targets):
+        targets = self._closed_targets(node)
+        last = len(targets) - 1
+        for i, child in enumerate(targets):
             try:
-                reply = await self.walk(child, call_leaf, route)
+                reply = await self._tried(node, child, call_leaf, route, spare or i < last)
             except GatewayError as exc:
                 if exc.stops_fallback or i == last:
                     raise
@@ -63,16 +69,42 @@ class Router:
             await reply.discard()
         raise AssertionError("unreachable: a fallback group has at least one target")
 
-    def pick_weighted(self, node: Group) -> Node:
-        total = sum(t.weight for t in node.targets)
+    async def _tried(
+        self, group: Group, child: Node, call_leaf: LeafCall, route: RouteInput, spare: bool
+    ) -> Reply:
+        """Walk ``child`` and tell the group's circuit breaker how it went."""
+        policy = group.breaker
+        if policy is None:
+            return await self.walk(child, call_leaf, route, spare)
+        key = f"{group.breaker_scope}|{child.path}"
+        try:
+            reply = await self.walk(child, call_leaf, route, spare)
+        except GatewayError as exc:
+            self.breakers.record(key, policy, exc.status)
+            raise
+        self.breakers.record(key, policy, reply.status)
+        return reply
+
+    def _closed_targets(self, group: Group) -> tuple[Node, ...]:
+        """The targets whose breaker lets a request through; all of them when none does."""
+        policy = group.breaker
+        if policy is None:
+            return group.targets
+        scope = group.breaker_scope
+        allowed = tuple(t for t in group.targets if self.breakers.allowed(f"{scope}|{t.path}", policy))
+        return allowed or group.targets
+
+    def pick_weighted(self, node: Group, targets: tuple[Node, ...] | None = None) -> Node:
+        targets = node.targets if targets is None else targets
+        total = sum(t.weight for t in targets)
         if total <= 0:
             raise GatewayError("Every target of the loadbalance strategy has weight 0; nothing to route to")
         point = self._rng.random() * total
-        for target in node.targets:
+        for target in targets:
             if point < target.weight:
                 return target
             point -= target.weight
-        return next(t for t in reversed(node.targets) if t.weight > 0)
+        return next(t for t in reversed(targets) if t.weight > 0)
 
 
 def choose_conditional(node: Group, route: RouteInput) -> Node:

@@ -1,12 +1,15 @@
 """Relaying a provider's stream to the client as it arrives.
 
-An SSE stream always ends with ``data: [DONE]``: when the provider stops early or the connection
-breaks, the client first gets an error event (which the OpenAI SDK raises), never a silently
-truncated answer.
+An SSE stream always ends with ``data: [DONE]``: when the provider stops early, stalls or the
+connection breaks, the client first gets an error event (which the OpenAI SDK raises), never a
+silently truncated answer. Before the first real content nothing is sent to the client, so a
+target that fails that early can still be retried or fallen over from (``first_content``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -14,8 +17,18 @@ import orjson
 
 from wayport.providers.base import StreamTranslator
 
+log = logging.getLogger("wayport")
+
 DONE = b"data: [DONE]\n\n"
 TAIL = 24
+
+
+class StreamFailed(Exception):
+    """The stream failed before it produced any content; ``message`` says how."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 def sse_error(message: str, type_: str = "stream_error") -> bytes:
@@ -24,20 +37,40 @@ def sse_error(message: str, type_: str = "stream_error") -> bytes:
 
 
 async def relay_stream(
-    response: aiohttp.ClientResponse, translator: StreamTranslator | None, *, sse: bool
+    response: aiohttp.ClientResponse,
+    translator: StreamTranslator | None,
+    *,
+    sse: bool,
+    stall_s: float | None = None,
 ) -> AsyncIterator[bytes]:
-    """Yield the body of ``response`` chunk by chunk (translated when a translator is given)."""
+    """Yield the body of ``response`` chunk by chunk (translated when a translator is given).
+
+    ``stall_s`` bounds the wait for each next chunk; one timer is re-armed per chunk.
+    """
     tail = b""
     clean = False
+    loop = asyncio.get_running_loop()
     try:
-        async for chunk in response.content.iter_any():
-            if translator is not None:
-                chunk = translator.feed(chunk)
-                if not chunk:
-                    continue
-            if sse:
-                tail = (tail + chunk)[-TAIL:]
-            yield chunk
+        async with asyncio.timeout(None) as deadline:
+            chunks = response.content.iter_any()
+            while True:
+                # The timer is armed only while waiting for the provider, never across a yield
+                # (it would cancel the consumer while it writes to a slow client).
+                if stall_s is not None:
+                    deadline.reschedule(loop.time() + stall_s)
+                try:
+                    chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    break
+                if stall_s is not None:
+                    deadline.reschedule(None)
+                if translator is not None:
+                    chunk = translator.feed(chunk)
+                    if not chunk:
+                        continue
+                if sse:
+                    tail = (tail + chunk)[-TAIL:]
+                yield chunk
         if translator is not None:
             rest = translator.close()
             if rest:
@@ -46,11 +79,88 @@ async def relay_stream(
         clean = True
         if sse and not tail.rstrip().endswith(b"[DONE]"):
             yield sse_error("The provider closed the stream before it was complete")
-    except (TimeoutError, aiohttp.ClientError) as exc:
+    except TimeoutError:
+        if sse:
+            yield sse_error(f"The provider sent nothing for {stall_s:g} s mid-stream; the stream was ended")
+    except aiohttp.ClientError as exc:
         if sse:
             yield sse_error(f"The connection to the provider broke mid-stream ({type(exc).__name__})")
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        log.warning("could not translate a stream chunk: %r", exc)
+        if sse:
+            yield sse_error(f"The provider sent stream data that could not be read ({type(exc).__name__})")
     finally:
         if clean:
             response.release()
         else:
             response.close()
+
+
+async def first_content(stream: AsyncIterator[bytes]) -> bytes:
+    """Read ``stream`` until it has produced real content (or ended), and return what was read.
+
+    Raises ``StreamFailed`` (after closing the stream) when an error event comes first, so the
+    caller can retry or fall over without the client seeing anything.
+    """
+    buffered = b""
+    async for chunk in stream:
+        buffered += chunk
+        verdict = _judge(buffered)
+        if verdict is True:
+            return buffered
+        if isinstance(verdict, str):
+            await stream.aclose()  # type: ignore[attr-defined]
+            raise StreamFailed(verdict)
+    return buffered
+
+
+def _judge(buffered: bytes) -> bool | str | None:
+    """``True`` once a complete event carries content (or the end), an error message if an error
+    event came first, ``None`` while only preambles (the role announcement) have arrived."""
+    for block in buffered.split(b"\n\n")[:-1]:
+        data = block.partition(b"data:")[2].strip()
+        if not data:
+            continue
+        if data == b"[DONE]":
+            return True
+        try:
+            event = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return True  # not ours to judge: let the client see it
+        if not isinstance(event, dict):
+            return True
+        error = event.get("error")
+        if error is not None:
+            message = error.get("message") if isinstance(error, dict) else error
+            return str(message or "the provider sent an error event")
+        if event.get("usage") or _has_content(event):
+            return True
+    return None
+
+
+def _has_content(event: dict[str, object]) -> bool:
+    choices = event.get("choices")
+    if not isinstance(choices, list):
+        return True
+    for choice in choices:
+        if not isinstance(choice, dict):
+            return True
+        if choice.get("finish_reason") or choice.get("text"):
+            return True
+        delta = choice.get("delta")
+        if isinstance(delta, dict) and any(
+            value for key, value in delta.items() if key not in ("role",) and value not in ("", None)
+        ):
+            return True
+    return False
+
+
+async def prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """``first`` then the remainder of ``rest``; closing this closes ``rest``."""
+    try:
+        if first:
+            yield first
+        async for chunk in rest:
+            yield chunk
+    finally:
+        await rest.aclose()  # type: ignore[attr-defined]
