@@ -50,6 +50,7 @@ class WayportApp:
             "/v1/chat/completions": lambda s, r, w: gateway.unified(s, r, w, Endpoint.CHAT),
             "/v1/completions": lambda s, r, w: gateway.unified(s, r, w, Endpoint.COMPLETE),
             "/v1/embeddings": lambda s, r, w: gateway.unified(s, r, w, Endpoint.EMBED),
+            "/v1/messages": lambda s, r, w: gateway.unified(s, r, w, Endpoint.CHAT, messages=True),
         }
         self._web = Starlette(
             routes=[Route("/health", self._health), Route("/", self._root)],

@@ -26,7 +26,8 @@ from aiohttp import web
 from tests.emulators.server import Fault, Recorded, ServerThread
 
 API_KEY = "sk-ant-emulator"
-VERSIONS = frozenset({"2023-06-01", "2023-01-01"})
+# the versions the API accepts, including the one the current anthropic SDK sends
+VERSIONS = frozenset({"2023-06-01", "2023-01-01", "2026-10-21"})
 THINKING = "Let me think about that."
 
 

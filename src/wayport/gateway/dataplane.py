@@ -24,6 +24,7 @@ from wayport.errors import BadRequest, GatewayError, PayloadTooLarge, ProviderEr
 from wayport.gateway.config import ConfigParser, ConfigPlan, Leaf
 from wayport.gateway.context import Attempt, RequestContext
 from wayport.gateway.headers import RequestHeaders
+from wayport.gateway.messages import NATIVE_PATH, NATIVE_PROVIDER, reply_to_messages, request_to_openai
 from wayport.gateway.reply import (
     GATEWAY_EXCEPTION,
     JSON,
@@ -53,6 +54,7 @@ NO_PROVIDER_IN_CONFIG = (
     "config with provider details in it."
 )
 DEFAULT_MODEL_SENTINEL = "portkey-default"
+REQUEST_BEARER_PROVIDERS = frozenset({"vertex-ai"})
 ALLOWED_CONTENT_TYPES = ("application/json", "multipart/form-data", "audio/")
 # Client headers never copied to the provider on the passthrough route.
 PROXY_DROPPED_HEADERS = frozenset(
@@ -80,8 +82,10 @@ class Call:
     endpoint: Endpoint
     headers: RequestHeaders
     body: dict[str, Any]
-    raw_body: bytes
+    raw_body: bytes | None
     stream: bool
+    # the client's own body when it came through an ingress (e.g. /v1/messages)
+    native_body: bytes | None = None
 
 
 class Gateway:
@@ -108,20 +112,28 @@ class Gateway:
 
     # -- endpoints -------------------------------------------------------------------------
 
-    async def unified(self, scope: Scope, receive: Receive, send: Send, endpoint: Endpoint) -> None:
-        """POST /v1/chat/completions, /v1/completions, /v1/embeddings."""
+    async def unified(
+        self, scope: Scope, receive: Receive, send: Send, endpoint: Endpoint, *, messages: bool = False
+    ) -> None:
+        """POST /v1/chat/completions, /v1/completions, /v1/embeddings; and /v1/messages (with
+        ``messages``), whose Anthropic-format body is translated unless the target is Anthropic."""
         headers = RequestHeaders.parse(scope["headers"])
         ctx = self._context(endpoint, headers)
+        model = ""
         try:
-            raw = await self._read_body(receive, headers)
-            body = _parse_json_object(raw)
+            raw: bytes | None = await self._read_body(receive, headers)
+            body = _parse_json_object(raw or b"")
+            native = None
+            if messages:
+                native, model = raw, str(body.get("model") or "")
+                body, raw = request_to_openai(body), None
             stream = body.get("stream") is True
             ctx.stream = stream
             plan = self._plan(headers)
             ctx.plan = plan
             ctx.metadata = headers.metadata()
             await self.authenticator.authenticate(ctx, headers)
-            call = Call(endpoint, headers, body, raw, stream)
+            call = Call(endpoint, headers, body, raw, stream, native)
             route = RouteInput(ctx.metadata, body, scope["path"])
             reply = await self.router.walk(
                 plan.root, lambda leaf, spare: self._call_leaf(ctx, call, plan, leaf, spare), route
@@ -130,6 +142,8 @@ class Gateway:
             reply = Reply.from_error(exc)
         except Exception:
             reply = _unexpected(ctx)
+        if messages and not reply.native:
+            reply = reply_to_messages(reply, model)
         await self._respond(ctx, reply, send, receive)
 
     async def proxy(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -237,10 +251,11 @@ class Gateway:
             api_key = leaf.api_key or (Secret(bearer) if bearer else None)
             options: Mapping[str, Any] = {**headers.provider_options(), **leaf.options}
         else:
-            # A config target without a key uses the request's bearer token (Vertex AI access
-            # tokens travel that way); the SDK's placeholder is ignored.
+            # A config target without a key takes the request's bearer token only for providers
+            # whose tokens travel that way (Vertex AI access tokens): a client's own OpenAI key
+            # must not reach, say, an Ollama host.
             provider = leaf.provider or ""
-            bearer = None if leaf.api_key else headers.bearer()
+            bearer = None if leaf.api_key or provider not in REQUEST_BEARER_PROVIDERS else headers.bearer()
             api_key = leaf.api_key or (Secret(bearer) if bearer else None)
             options = leaf.options
         adapter = self.registry.get(provider)
@@ -262,6 +277,8 @@ class Gateway:
         ctx.provider, ctx.last_target_path = adapter.name, leaf.path
         if not adapter.supports(call.endpoint):
             raise GatewayError(f"{call.endpoint.value} is not supported by {adapter.name}", status=400)
+        if call.native_body is not None and adapter.name == NATIVE_PROVIDER:
+            return await self._native_messages(ctx, adapter, target, leaf, call)
         params, raw = _params(call, leaf, adapter)
         req = adapter.build_request(call.endpoint, target, params, raw)
         forward = call.headers.forward_headers()
@@ -270,7 +287,8 @@ class Gateway:
         if forward:
             extra = call.headers.values_of(forward)
             for one in req.requests if isinstance(req, FanOut) else (req,):
-                one.headers.update(extra)
+                for name, value in extra.items():
+                    one.headers.setdefault(name, value)  # never over the provider's own auth
         strict = call.headers.strict_override()
         exchange = Exchange(
             endpoint=call.endpoint,
@@ -291,6 +309,27 @@ class Gateway:
         return await self.retry.run(
             ctx, leaf.retry, lambda: self._attempt(ctx, adapter, target, leaf, single, exchange)
         )
+
+    async def _native_messages(
+        self, ctx: RequestContext, adapter: ProviderAdapter, target: Target, leaf: Leaf, call: Call
+    ) -> Reply:
+        """A Messages request to Anthropic itself: sent and answered as it is (no translation)."""
+        body = call.native_body or b""
+        if leaf.override_params:
+            body = orjson.dumps({**orjson.loads(body), **leaf.override_params})
+        url, auth = adapter.proxy_request(target, "POST", NATIVE_PATH)
+        req = UpstreamRequest("POST", url, {"content-type": "application/json", **auth}, body)
+        exchange = Exchange(
+            Endpoint.PROXY,
+            {},
+            timeout_ms=call.headers.request_timeout() or leaf.request_timeout,
+            passthrough=True,
+        )
+        reply = await self.retry.run(
+            ctx, leaf.retry, lambda: self._attempt(ctx, adapter, target, leaf, req, exchange)
+        )
+        reply.native = True
+        return reply
 
     async def _attempt(
         self,

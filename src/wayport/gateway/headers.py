@@ -63,6 +63,9 @@ class RequestHeaders:
     authorization: str | None = None
     content_type: str | None = None
     content_length: int | None = None
+    # Anthropic-style clients (the anthropic SDK, Claude Code) send these without the prefix.
+    x_api_key: str | None = None
+    anthropic: dict[str, str] | None = None
     raw: list[tuple[bytes, bytes]] = field(default_factory=list)
 
     @classmethod
@@ -77,6 +80,12 @@ class RequestHeaders:
                 out.authorization = value.decode("latin-1")
             elif name == b"content-type":
                 out.content_type = value.decode("latin-1")
+            elif name == b"x-api-key":
+                out.x_api_key = value.decode("latin-1")
+            elif name == b"anthropic-version" or name == b"anthropic-beta":
+                if out.anthropic is None:
+                    out.anthropic = {}
+                out.anthropic[name.decode().replace("-", "_")] = value.decode("latin-1")
             elif name == b"content-length":
                 try:
                     out.content_length = int(value)
@@ -85,10 +94,12 @@ class RequestHeaders:
         return out
 
     def bearer(self) -> str | None:
-        """The provider key from ``Authorization: Bearer``, ignoring the SDK's placeholder."""
+        """The provider key from ``Authorization: Bearer`` (or ``x-api-key``), ignoring the SDK's
+        placeholder."""
         value = self.authorization
         if value is None:
-            return None
+            key = self.x_api_key
+            return key.strip() or None if key is not None else None
         token = value[7:] if value[:7].lower() == "bearer " else value
         token = token.strip()
         return None if token in PLACEHOLDER_KEYS else token
@@ -137,7 +148,7 @@ class RequestHeaders:
 
     def provider_options(self) -> dict[str, Any]:
         """Provider settings sent as headers (``x-portkey-azure-resource-name`` -> ``resource_name``)."""
-        options: dict[str, Any] = {}
+        options: dict[str, Any] = dict(self.anthropic) if self.anthropic else {}
         for key, value in self.portkey.items():
             if key in NON_OPTION_HEADERS:
                 continue

@@ -42,6 +42,8 @@ class Reply:
     body: bytes = b""
     stream: AsyncIterator[bytes] | None = None
     gateway_exception: bool = False
+    # already in the client's own format (an ingress request that went to its native provider)
+    native: bool = False
 
     @classmethod
     def from_error(cls, exc: GatewayError) -> Reply:

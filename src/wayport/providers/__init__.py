@@ -27,13 +27,27 @@ def _native_adapters(base_urls: Mapping[str, str]) -> dict[str, ProviderAdapter]
     """Adapters of providers with their own wire format (one line each)."""
     adapters: dict[str, ProviderAdapter] = {}
     adapters["azure-openai"] = AzureOpenAIAdapter(base_urls.get("azure-openai"))
-    # native: anthropic
-    # native: google
-    # native: vertex-ai
-    # native: bedrock
-    # native: cohere
-    # native: ollama
-    # native: mistral-ai
+    from wayport.providers.anthropic import AnthropicAdapter
+
+    adapters["anthropic"] = AnthropicAdapter(base_urls.get("anthropic"))
+    from wayport.providers.google import GoogleAdapter
+
+    adapters["google"] = GoogleAdapter(base_urls.get("google"))
+    from wayport.providers.vertex_ai import VertexAIAdapter
+
+    adapters["vertex-ai"] = VertexAIAdapter(base_urls.get("vertex-ai"))
+    from wayport.providers.bedrock import BedrockAdapter
+
+    adapters["bedrock"] = BedrockAdapter(base_urls.get("bedrock"))
+    from wayport.providers.cohere import CohereAdapter
+
+    adapters["cohere"] = CohereAdapter(base_urls.get("cohere"))
+    from wayport.providers.ollama import OllamaAdapter
+
+    adapters["ollama"] = OllamaAdapter(base_urls.get("ollama"))
+    from wayport.providers.mistral import MistralAdapter
+
+    adapters["mistral-ai"] = MistralAdapter(base_urls.get("mistral-ai"))
     return adapters
 
 

@@ -63,8 +63,9 @@ class UpstreamRequest:
 class FanOut:
     """Several upstream calls for one request (e.g. Bedrock Titan embeds one input per call).
 
-    The gateway sends them concurrently; when all succeed, ``combine`` receives the bodies in
-    order and returns the OpenAI-shaped answer. The first failure is the answer otherwise.
+    The gateway sends them concurrently; when all succeed, ``combine`` receives their bodies in
+    order, each already through ``translate_response``, and returns the OpenAI-shaped answer.
+    The first failure is the answer otherwise.
     """
 
     requests: tuple[UpstreamRequest, ...]

@@ -55,7 +55,6 @@ ROWS: tuple[CompatibleSpec, ...] = (
         drop_params=frozenset({"logprobs", "logit_bias", "top_logprobs"}),
     ),
     CompatibleSpec("together-ai", "https://api.together.xyz/v1", "meta-llama/Llama-3.3-70B-Instruct-Turbo"),
-    CompatibleSpec("mistral-ai", "https://api.mistral.ai/v1", "mistral-small-latest"),
     CompatibleSpec("deepseek", "https://api.deepseek.com/v1", "deepseek-chat"),
     CompatibleSpec("fireworks-ai", "https://api.fireworks.ai/inference/v1"),
     CompatibleSpec("openrouter", "https://openrouter.ai/api/v1", "openrouter/auto"),
@@ -74,8 +73,6 @@ ROWS: tuple[CompatibleSpec, ...] = (
     CompatibleSpec("dashscope", "https://dashscope.aliyuncs.com/compatible-mode/v1"),
     CompatibleSpec("featherless-ai", "https://api.featherless.ai/v1"),
     CompatibleSpec("upstage", "https://api.upstage.ai/v1/solar"),
-    # Ollama's OpenAI-compatible /v1 (its native /api/chat has its own adapter); no key locally.
-    CompatibleSpec("ollama", "http://localhost:11434/v1", requires_key=False),
 )
 
 
@@ -120,13 +117,13 @@ class OpenAICompatibleAdapter:
     def translate_response(
         self, endpoint: Endpoint, body: bytes, params: Mapping[str, Any], strict: bool
     ) -> bytes:
+        data = orjson.loads(body)  # also rejects a malformed answer (a 502, so fallback can act)
+        if not isinstance(data, dict):
+            raise ValueError("the answer is not a JSON object")
         if not self.spec.add_provider_field:
             return body
-        data = orjson.loads(body)
-        if isinstance(data, dict):
-            data["provider"] = self.name
-            return orjson.dumps(data)
-        return body
+        data["provider"] = self.name
+        return orjson.dumps(data)
 
     def stream_translator(
         self, endpoint: Endpoint, params: Mapping[str, Any], strict: bool
