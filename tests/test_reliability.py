@@ -3,19 +3,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import random
+import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
+import redis.asyncio
 
 from tests.conftest import GatewayServer, emulator_settings
 from tests.emulators.openai import OpenAIEmulator
 from tests.emulators.server import Fault
 from wayport.gateway.breaker import BreakerPolicy, CircuitBreakers
+from wayport.gateway.breaker_redis import RedisCircuitBreakers
 from wayport.gateway.config import Group, Leaf
 from wayport.gateway.context import RequestContext
 from wayport.gateway.reply import JSON, Reply
@@ -396,36 +402,62 @@ class Clock:
         return self.now
 
 
-def test_breaker_opens_then_half_opens_then_closes() -> None:
+async def test_breaker_opens_then_half_opens_then_closes() -> None:
     clock = Clock()
     breakers = CircuitBreakers(clock)
     cb = BreakerPolicy.from_config({"failure_threshold": 2, "cooldown_interval": 30_000})
-    assert breakers.allowed("k", cb)
-    breakers.record("k", cb, 503)
-    assert breakers.allowed("k", cb)
-    breakers.record("k", cb, 500)
-    assert not breakers.allowed("k", cb)  # open
+    assert await breakers.allowed("k", cb)
+    await breakers.record("k", cb, 503)
+    assert await breakers.allowed("k", cb)
+    await breakers.record("k", cb, 500)
+    assert not await breakers.allowed("k", cb)  # open
     clock.now += 29
-    assert not breakers.allowed("k", cb)
+    assert not await breakers.allowed("k", cb)
     clock.now += 2
-    assert breakers.allowed("k", cb)  # half-open: one probe
-    assert not breakers.allowed("k", cb)  # the probe is in flight
-    breakers.record("k", cb, 503)
-    assert not breakers.allowed("k", cb)  # probe failed: open again
+    assert await breakers.allowed("k", cb)  # half-open: one probe
+    assert not await breakers.allowed("k", cb)  # the probe is in flight
+    await breakers.record("k", cb, 503)
+    assert not await breakers.allowed("k", cb)  # probe failed: open again
     clock.now += 31
-    assert breakers.allowed("k", cb)
-    breakers.record("k", cb, 200)
-    assert breakers.allowed("k", cb) and breakers.allowed("k", cb)  # closed
+    assert await breakers.allowed("k", cb)
+    await breakers.record("k", cb, 200)
+    assert await breakers.allowed("k", cb) and await breakers.allowed("k", cb)  # closed
 
 
-def test_breaker_percentage_and_minimum_requests() -> None:
+async def test_breaker_percentage_and_minimum_requests() -> None:
     breakers = CircuitBreakers(Clock())
     cb = BreakerPolicy.from_config({"failure_threshold_percentage": 50, "minimum_requests": 4})
     for status in (500, 500, 200):
-        breakers.record("k", cb, status)
-    assert breakers.allowed("k", cb)  # 3 answers: under the minimum
-    breakers.record("k", cb, 200)
-    assert not breakers.allowed("k", cb)  # 2 of 4 failed: 50 %
+        await breakers.record("k", cb, status)
+    assert await breakers.allowed("k", cb)  # 3 answers: under the minimum
+    await breakers.record("k", cb, 200)
+    assert not await breakers.allowed("k", cb)  # 2 of 4 failed: 50 %
+
+
+@pytest.fixture
+async def redis_client() -> AsyncIterator[Any]:
+    url = os.environ.get("WAYPORT_TEST_REDIS_URL")
+    if not url:
+        pytest.skip("WAYPORT_TEST_REDIS_URL is not set (CI sets it; a Redis server is needed)")
+    client = redis.asyncio.Redis.from_url(url)
+    yield client
+    await client.aclose()
+
+
+async def test_breaker_state_is_shared_through_redis(redis_client: Any) -> None:
+    prefix = f"wayport-test:{uuid.uuid4().hex}:"
+    node_a, node_b = RedisCircuitBreakers(redis_client, prefix), RedisCircuitBreakers(redis_client, prefix)
+    # A short cooldown (the config's minimum of 30 s is bypassed) keeps the test quick.
+    cb = BreakerPolicy(2, None, cooldown_s=0.3, failure_status_codes=None, minimum_requests=0)
+    await node_a.record("t", cb, 500)
+    await node_b.record("t", cb, 502)  # the second failure, seen by another node, opens it
+    assert not await node_a.allowed("t", cb) and not await node_b.allowed("t", cb)
+    await asyncio.sleep(0.35)
+    assert await node_b.allowed("t", cb)  # half-open: node b takes the probe
+    assert not await node_a.allowed("t", cb)  # ... and node a must wait for it
+    await node_b.record("t", cb, 200)
+    assert await node_a.allowed("t", cb) and await node_b.allowed("t", cb)
+    await redis_client.delete(prefix + "t")
 
 
 def test_breaker_status_codes() -> None:
@@ -468,3 +500,31 @@ def test_open_breaker_skips_the_target(gateway: GatewayServer, openai_emulator: 
     r = post(gateway, config)
     assert r.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
     assert [q.json()["model"] for q in openai_emulator.requests] == ["second"]  # the first was skipped
+
+
+def test_breakers_are_shared_by_gateway_nodes(openai_emulator: OpenAIEmulator, tmp_path: Path) -> None:
+    url = os.environ.get("WAYPORT_TEST_REDIS_URL")
+    if not url:
+        pytest.skip("WAYPORT_TEST_REDIS_URL is not set (CI sets it; a Redis server is needed)")
+    nodes = [
+        GatewayServer(emulator_settings(openai_emulator, tmp_path / str(i), redis_url=url)).start()
+        for i in range(2)
+    ]
+    try:
+        config = {
+            **FALLBACK,
+            "id": f"shared-{uuid.uuid4().hex}",
+            "strategy": {
+                "mode": "fallback",
+                "cb_config": {"failure_threshold": 1, "cooldown_interval": 60_000},
+            },
+        }
+        openai_emulator.inject(Fault(status=500, json={"error": {"message": "down"}}))
+        assert post(nodes[0], config).headers["x-portkey-last-used-option-index"] == "config.targets[1]"
+        openai_emulator.requests.clear()
+        r = post(nodes[1], config)  # the other node skips the target the first one saw fail
+        assert r.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
+        assert [q.json()["model"] for q in openai_emulator.requests] == ["second"]
+    finally:
+        for node in nodes:
+            node.stop()

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import redis.asyncio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from wayport import __version__
+from wayport.gateway.breaker_redis import RedisCircuitBreakers
 from wayport.gateway.dataplane import Gateway
 from wayport.gateway.reply import Receive, Scope, Send
 from wayport.gateway.retry import RetryRunner
@@ -35,6 +37,8 @@ class WayportApp:
         retry: RetryRunner | None = None,
     ) -> None:
         self.settings = settings
+        # Shared state of a cluster (breakers now; cache and counters later) lives in Redis.
+        self.redis = redis.asyncio.Redis.from_url(settings.redis_url) if settings.redis_url else None
         policy = HostPolicy(settings.trusted_hosts)
         self.upstream = UpstreamClient(settings, policy)
         self.gateway = Gateway(
@@ -44,6 +48,7 @@ class WayportApp:
             authenticator=authenticator or AllowAll(),
             retry=retry or RetryRunner(),
             settings=settings,
+            breakers=RedisCircuitBreakers(self.redis) if self.redis is not None else None,
         )
         gateway = self.gateway
         self._posts: dict[str, Handler] = {
@@ -78,6 +83,8 @@ class WayportApp:
             yield
         finally:
             await self.upstream.close()
+            if self.redis is not None:
+                await self.redis.aclose()
 
     async def _health(self, request: Request) -> Response:
         return JSONResponse({"status": "ok", "version": __version__})

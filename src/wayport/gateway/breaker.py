@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 MIN_COOLDOWN_MS = 30_000
 
@@ -75,6 +75,18 @@ class BreakerPolicy:
         return pct is not None and failures * 100 >= pct * total
 
 
+class Breakers(Protocol):
+    """Where breaker state lives: this process (``CircuitBreakers``) or Redis."""
+
+    async def allowed(self, key: str, policy: BreakerPolicy) -> bool:
+        """Whether a request may go to the target ``key`` now (claims the half-open probe)."""
+        ...
+
+    async def record(self, key: str, policy: BreakerPolicy, status: int) -> None:
+        """Count the answer ``status`` of the target ``key``."""
+        ...
+
+
 @dataclass(slots=True)
 class _State:
     window_start: float
@@ -85,13 +97,17 @@ class _State:
 
 
 class CircuitBreakers:
-    """Breaker state of this process, keyed by strategy scope and target path."""
+    """Breaker state of this process, keyed by strategy scope and target path.
+
+    The methods are coroutines so that a shared implementation (``RedisCircuitBreakers``) can
+    stand in for this one.
+    """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._states: dict[str, _State] = {}
 
-    def allowed(self, key: str, policy: BreakerPolicy) -> bool:
+    async def allowed(self, key: str, policy: BreakerPolicy) -> bool:
         state = self._states.get(key)
         if state is None or state.opened_at is None:
             return True
@@ -100,11 +116,7 @@ class CircuitBreakers:
         state.probing = True  # half-open: this request is the probe
         return True
 
-    def is_open(self, key: str) -> bool:
-        state = self._states.get(key)
-        return state is not None and state.opened_at is not None
-
-    def record(self, key: str, policy: BreakerPolicy, status: int) -> None:
+    async def record(self, key: str, policy: BreakerPolicy, status: int) -> None:
         now = self._clock()
         state = self._states.get(key)
         if state is None:

@@ -21,6 +21,7 @@ import aiohttp
 import orjson
 
 from wayport.errors import BadRequest, GatewayError, PayloadTooLarge, ProviderError, UpstreamTimeout
+from wayport.gateway.breaker import Breakers
 from wayport.gateway.config import ConfigParser, ConfigPlan, Leaf
 from wayport.gateway.context import Attempt, RequestContext
 from wayport.gateway.headers import RequestHeaders
@@ -97,13 +98,14 @@ class Gateway:
         authenticator: Authenticator,
         retry: RetryRunner,
         settings: Settings,
+        breakers: Breakers | None = None,
     ) -> None:
         self.registry = registry
         self.upstream = upstream
         self.policy = policy
         self.authenticator = authenticator
         self.retry = retry
-        self.router = Router()
+        self.router = Router(breakers=breakers)
         self.max_body_bytes = settings.max_body_bytes
         self.timeouts = settings
         self.configs = ConfigParser(self._provider_problem, policy.check_url)

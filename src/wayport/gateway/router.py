@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wayport.errors import BadRequest, GatewayError
-from wayport.gateway.breaker import CircuitBreakers
+from wayport.gateway.breaker import Breakers, CircuitBreakers
 from wayport.gateway.config import ConditionSpec, Group, Leaf, Node
 from wayport.gateway.reply import Reply
 
@@ -32,7 +32,7 @@ class RouteInput:
 
 
 class Router:
-    def __init__(self, rng: random.Random | None = None, breakers: CircuitBreakers | None = None) -> None:
+    def __init__(self, rng: random.Random | None = None, breakers: Breakers | None = None) -> None:
         self._rng = rng or random.Random()
         self.breakers = breakers or CircuitBreakers()
 
@@ -44,7 +44,7 @@ class Router:
         if mode == "fallback":
             return await self._fallback(node, call_leaf, route, spare)
         if mode == "loadbalance":
-            targets = self._closed_targets(node)
+            targets = await self._closed_targets(node)
             return await self._tried(node, self.pick_weighted(node, targets), call_leaf, route, spare)
         if mode == "conditional":
             return await self.walk(choose_conditional(node, route), call_leaf, route, spare)
@@ -52,7 +52,7 @@ class Router:
 
     async def _fallback(self, node: Group, call_leaf: LeafCall, route: RouteInput, spare: bool) -> Reply:
         codes = node.on_status_codes
-        targets = self._closed_targets(node)
+        targets = await self._closed_targets(node)
         last = len(targets) - 1
         for i, child in enumerate(targets):
             try:
@@ -80,18 +80,20 @@ class Router:
         try:
             reply = await self.walk(child, call_leaf, route, spare)
         except GatewayError as exc:
-            self.breakers.record(key, policy, exc.status)
+            await self.breakers.record(key, policy, exc.status)
             raise
-        self.breakers.record(key, policy, reply.status)
+        await self.breakers.record(key, policy, reply.status)
         return reply
 
-    def _closed_targets(self, group: Group) -> tuple[Node, ...]:
+    async def _closed_targets(self, group: Group) -> tuple[Node, ...]:
         """The targets whose breaker lets a request through; all of them when none does."""
         policy = group.breaker
         if policy is None:
             return group.targets
         scope = group.breaker_scope
-        allowed = tuple(t for t in group.targets if self.breakers.allowed(f"{scope}|{t.path}", policy))
+        allowed = tuple(
+            [t for t in group.targets if await self.breakers.allowed(f"{scope}|{t.path}", policy)]
+        )
         return allowed or group.targets
 
     def pick_weighted(self, node: Group, targets: tuple[Node, ...] | None = None) -> Node:
