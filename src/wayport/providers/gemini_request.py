@@ -385,15 +385,13 @@ def _clean(schema: Mapping[str, Any], definitions: Mapping[str, Any], depth: int
         elif key == "items" and isinstance(value, dict):
             out[key] = _clean(value, definitions, depth)
         elif key == "format":
-            allowed = (
-                STRING_FORMATS
-                if kind == "string"
-                else NUMBER_FORMATS
-                if kind in ("number", "integer")
-                else ()
-            )
-            if value in allowed:
+            if value in _formats(kind):
                 out[key] = value
+        elif key == "enum" and isinstance(value, list) and not all(isinstance(v, str) for v in value):
+            # Gemini takes string enums only; the allowed values go to the description instead
+            allowed = ", ".join(orjson.dumps(v).decode() for v in value)
+            description = str(schema.get("description") or "").rstrip()
+            out["description"] = f"{description} (one of: {allowed})".lstrip()
         else:
             out[key] = value
     if "required" in out:
@@ -402,6 +400,12 @@ def _clean(schema: Mapping[str, Any], definitions: Mapping[str, Any], depth: int
         if not out["required"]:
             del out["required"]
     return out
+
+
+def _formats(kind: Any) -> frozenset[str]:
+    if kind == "string":
+        return STRING_FORMATS
+    return NUMBER_FORMATS if kind in ("number", "integer") else frozenset()
 
 
 def _merge_all_of(schema: dict[str, Any], parts: list[Any]) -> dict[str, Any]:

@@ -251,6 +251,26 @@ def google_error(provider: str, body: bytes) -> bytes:
     return provider_error_body(provider, message, error.get("status"), _field(details), error.get("code"))
 
 
+def retry_after_seconds(body: bytes) -> float | None:
+    """Google's ``RetryInfo.retryDelay`` of an error body in seconds, or ``None``. Google sends no
+    ``retry-after`` header; this is the value a gateway could put there for the retry logic."""
+    try:
+        data = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(data, list) and data:
+        data = data[0]
+    error = data.get("error") if isinstance(data, dict) else None
+    details = error.get("details") if isinstance(error, dict) else None
+    delay = retry_delay(details) if isinstance(details, list) else None
+    if delay is None or not delay.endswith("s"):
+        return None
+    try:
+        return float(delay[:-1])
+    except ValueError:
+        return None
+
+
 def retry_delay(details: Sequence[Any]) -> str | None:
     """``RetryInfo.retryDelay`` (a duration such as ``"36s"``) from an error's details."""
     for detail in details:
