@@ -43,7 +43,6 @@ class CompatibleSpec:
     drop_params: frozenset[str] = frozenset()
     # Portkey adds a top-level "provider" field to every provider's answers but OpenAI's own.
     add_provider_field: bool = True
-    requires_key: bool = True
 
 
 ROWS: tuple[CompatibleSpec, ...] = (
