@@ -1096,8 +1096,9 @@ def test_passthrough_auth() -> None:
     url, headers = adapter.proxy_request(Target("bedrock", None, keys), "GET", "/async-invoke?maxResults=5")
     assert url == "https://bedrock-runtime.us-east-1.amazonaws.com/async-invoke?maxResults=5"
     assert headers["authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKID/")
-    with pytest.raises(BadRequest, match="API key"):
-        adapter.proxy_request(Target("bedrock", None, keys), "POST", "/model/m/invoke")
+    body = b'{"inputText": "hi"}'
+    url, headers = adapter.proxy_request(Target("bedrock", None, keys), "POST", "/model/m/invoke", body)
+    assert headers["authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKID/")
 
 
 def test_unmodeled_error_frame_becomes_an_error_event() -> None:
@@ -1113,3 +1114,15 @@ def test_unmodeled_error_frame_becomes_an_error_event() -> None:
     assert events[1]["error"]["message"] == "bedrock error: Something broke"
     assert events[1]["error"]["type"] == "InternalFailure"
     assert events[-1] == "[DONE]"
+
+
+def test_signed_passthrough_with_a_body(bedrock_gateway: GatewayServer, bedrock: BedrockEmulator) -> None:
+    # POST /v1/<path> goes to Bedrock as it is, SigV4-signed over its body; the emulator checks it.
+    r = httpx.post(
+        bedrock_gateway.v1 + "/model/amazon.titan-embed-text-v2:0/invoke",
+        headers=headers_for({k: v for k, v in CONFIG.items() if k != "override_params"}),
+        content=b'{"inputText": "hello"}',
+    )
+    assert r.status_code == 200, r.text
+    assert len(r.json()["embedding"]) > 0
+    assert bedrock.requests[-1].body == b'{"inputText": "hello"}'

@@ -163,7 +163,7 @@ class Gateway:
             path = scope["path"][3:]  # strip "/v1"
             query = scope.get("query_string", b"")
             url, auth = adapter.proxy_request(
-                target, scope["method"], path + ("?" + query.decode() if query else "")
+                target, scope["method"], path + ("?" + query.decode() if query else ""), raw or None
             )
             forwarded = {
                 k.decode("latin-1"): v.decode("latin-1")
@@ -319,7 +319,7 @@ class Gateway:
         body = call.native_body or b""
         if leaf.override_params:
             body = orjson.dumps({**orjson.loads(body), **leaf.override_params})
-        url, auth = adapter.proxy_request(target, "POST", NATIVE_PATH)
+        url, auth = adapter.proxy_request(target, "POST", NATIVE_PATH, body)
         req = UpstreamRequest("POST", url, {"content-type": "application/json", **auth}, body)
         exchange = Exchange(
             Endpoint.PROXY,

@@ -55,7 +55,9 @@ class AnthropicAdapter:
         url = (target.custom_host or self.base_url).rstrip("/") + "/messages"
         return UpstreamRequest("POST", url, self._headers(target, json_body=True), body)
 
-    def proxy_request(self, target: Target, method: str, path_and_query: str) -> tuple[str, dict[str, str]]:
+    def proxy_request(
+        self, target: Target, method: str, path_and_query: str, body: bytes | None = None
+    ) -> tuple[str, dict[str, str]]:
         base = (target.custom_host or self.base_url).rstrip("/")
         return base + path_and_query, self._headers(target, json_body=False)
 

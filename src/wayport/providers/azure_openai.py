@@ -38,7 +38,9 @@ class AzureOpenAIAdapter:
         url = self._url(target, PATHS[endpoint])
         return UpstreamRequest("POST", url, self._headers(target, json_body=True), body)
 
-    def proxy_request(self, target: Target, method: str, path_and_query: str) -> tuple[str, dict[str, str]]:
+    def proxy_request(
+        self, target: Target, method: str, path_and_query: str, body: bytes | None = None
+    ) -> tuple[str, dict[str, str]]:
         return self._host(target) + "/openai" + path_and_query, self._headers(target, json_body=False)
 
     def _host(self, target: Target) -> str:

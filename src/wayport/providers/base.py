@@ -100,8 +100,11 @@ class ProviderAdapter(Protocol):
         naming the missing setting when the target lacks one (e.g. Azure's ``resource_name``)."""
         ...
 
-    def proxy_request(self, target: Target, method: str, path_and_query: str) -> tuple[str, dict[str, str]]:
-        """URL and auth headers for a passthrough call to ``<base URL><path_and_query>``."""
+    def proxy_request(
+        self, target: Target, method: str, path_and_query: str, body: bytes | None = None
+    ) -> tuple[str, dict[str, str]]:
+        """URL and auth headers for a passthrough call to ``<base URL><path_and_query>`` carrying
+        ``body`` as it is (adapters that sign requests sign it)."""
         ...
 
     def translate_response(

@@ -37,7 +37,6 @@ from wayport.providers.bedrock_stream import ConverseStreamTranslator
 SIGNING_SERVICE = "bedrock"
 # Characters that stay raw in a path segment: yarl leaves them alone, so what is signed is sent.
 SEGMENT_SAFE = ":@!$&'()*+,;="
-BODYLESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
 
 NO_CREDENTIALS = (
     "bedrock needs AWS credentials: 'aws_access_key_id' and 'aws_secret_access_key' in the config "
@@ -94,20 +93,16 @@ class BedrockAdapter:
         # Titan embeds one input per call: N calls, sent concurrently by the gateway, combined here.
         return FanOut(requests, lambda bodies: orjson.dumps(combine_embeddings(bodies, params)))
 
-    def proxy_request(self, target: Target, method: str, path_and_query: str) -> tuple[str, dict[str, str]]:
+    def proxy_request(
+        self, target: Target, method: str, path_and_query: str, body: bytes | None = None
+    ) -> tuple[str, dict[str, str]]:
         credentials, bearer, region = self._auth(target)
         path, _, query = path_and_query.partition("?")
         url = self._base(target, region) + wire_path(path) + (f"?{query}" if query else "")
         if bearer is not None:
             return url, {"authorization": f"Bearer {bearer}"}
         assert credentials is not None and region is not None
-        if method.upper() not in BODYLESS_METHODS:
-            # The signature covers the body, which this hook does not receive.
-            raise BadRequest(
-                "bedrock passthrough requests with a body need a Bedrock API key (Authorization: Bearer); "
-                "SigV4 signing here covers only GET, HEAD and DELETE"
-            )
-        return url, sign_headers(method, url, {}, b"", credentials, region, SIGNING_SERVICE)
+        return url, sign_headers(method, url, {}, body or b"", credentials, region, SIGNING_SERVICE)
 
     def _request(self, target: Target, method: str, path: str, body: bytes) -> UpstreamRequest:
         credentials, bearer, region = self._auth(target)

@@ -449,7 +449,9 @@ class CohereAdapter:
             "POST", self._root(target) + path, self._headers(target, True), orjson.dumps(body)
         )
 
-    def proxy_request(self, target: Target, method: str, path_and_query: str) -> tuple[str, dict[str, str]]:
+    def proxy_request(
+        self, target: Target, method: str, path_and_query: str, body: bytes | None = None
+    ) -> tuple[str, dict[str, str]]:
         # The gateway strips its own "/v1"; Portkey's Cohere base URL ends in /v1, so add it back
         # unless the client already named the API version.
         if not path_and_query.startswith(("/v1/", "/v2/")):

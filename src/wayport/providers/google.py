@@ -70,7 +70,9 @@ class GoogleAdapter:
             body = generate_content_body(params)
         return UpstreamRequest("POST", url, self._headers(target, json_body=True), orjson.dumps(body))
 
-    def proxy_request(self, target: Target, method: str, path_and_query: str) -> tuple[str, dict[str, str]]:
+    def proxy_request(
+        self, target: Target, method: str, path_and_query: str, body: bytes | None = None
+    ) -> tuple[str, dict[str, str]]:
         return self._base(target) + path_and_query, self._headers(target, json_body=False)
 
     def _base(self, target: Target) -> str:

@@ -379,7 +379,9 @@ class OllamaAdapter:
             "POST", self._root(target) + path, self._headers(target, True), orjson.dumps(body)
         )
 
-    def proxy_request(self, target: Target, method: str, path_and_query: str) -> tuple[str, dict[str, str]]:
+    def proxy_request(
+        self, target: Target, method: str, path_and_query: str, body: bytes | None = None
+    ) -> tuple[str, dict[str, str]]:
         # Native paths (/api/tags, …) go as they are; anything else to the OpenAI shim (/v1/models).
         if not path_and_query.startswith("/api/"):
             path_and_query = "/v1" + path_and_query

@@ -98,7 +98,9 @@ class OpenAICompatibleAdapter:
         url = (target.custom_host or self.base_url) + PATHS[endpoint]
         return UpstreamRequest("POST", url, self._headers(target, json_body=True), body)
 
-    def proxy_request(self, target: Target, method: str, path_and_query: str) -> tuple[str, dict[str, str]]:
+    def proxy_request(
+        self, target: Target, method: str, path_and_query: str, body: bytes | None = None
+    ) -> tuple[str, dict[str, str]]:
         return (target.custom_host or self.base_url) + path_and_query, self._headers(target, json_body=False)
 
     def _headers(self, target: Target, *, json_body: bool) -> dict[str, str]:

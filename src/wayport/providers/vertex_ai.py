@@ -105,7 +105,9 @@ class VertexAIAdapter:
             url += chat_method(params)
         return UpstreamRequest("POST", url, headers, orjson.dumps(body))
 
-    def proxy_request(self, target: Target, method: str, path_and_query: str) -> tuple[str, dict[str, str]]:
+    def proxy_request(
+        self, target: Target, method: str, path_and_query: str, body: bytes | None = None
+    ) -> tuple[str, dict[str, str]]:
         """Paths are relative to ``{host}/v1/projects/{project}/locations/{region}``."""
         return self._location_url(target) + path_and_query, self._headers(target, json_body=False)
 
