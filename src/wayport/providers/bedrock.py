@@ -12,9 +12,7 @@ sent. The signer encodes the sent path once more, so a path sent with ``%3A`` si
 
 from __future__ import annotations
 
-import base64
 import re
-import struct
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -33,6 +31,7 @@ from wayport.providers.base import (
 )
 from wayport.providers.bedrock_converse import PROVIDER, chat_response, converse_request
 from wayport.providers.bedrock_stream import ConverseStreamTranslator
+from wayport.providers.openai_shapes import encode_vector, text_inputs
 
 SIGNING_SERVICE = "bedrock"
 # Characters that stay raw in a path segment: yarl leaves them alone, so what is signed is sent.
@@ -209,12 +208,7 @@ def wire_path(path: str) -> str:
 
 
 def embedding_inputs(params: Mapping[str, Any]) -> list[str]:
-    raw = params.get("input")
-    if isinstance(raw, str):
-        return [raw]
-    if isinstance(raw, list) and raw and all(isinstance(item, str) for item in raw):
-        return list(raw)
-    raise BadRequest("bedrock Titan embeddings take 'input' as a string or a non-empty list of strings")
+    return text_inputs(params, "bedrock Titan")
 
 
 def titan_body(text: str, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -229,7 +223,6 @@ def combine_embeddings(bodies: list[bytes], params: Mapping[str, Any]) -> dict[s
     ``inputTextTokenCount``. A body may be Titan's own answer or one already translated."""
     data: list[dict[str, Any]] = []
     tokens = 0
-    as_base64 = params.get("encoding_format") == "base64"
     for body in bodies:
         answer = orjson.loads(body)
         if "data" in answer:  # already an OpenAI list of one
@@ -239,7 +232,7 @@ def combine_embeddings(bodies: list[bytes], params: Mapping[str, Any]) -> dict[s
         vector = answer.get("embedding")
         if vector is None:
             vector = answer["embeddingsByType"]["float"]
-        data.append({"object": "embedding", "index": 0, "embedding": _vector(vector, as_base64)})
+        data.append({"object": "embedding", "index": 0, "embedding": encode_vector(vector, params)})
         tokens += int(answer.get("inputTextTokenCount") or 0)
     for index, item in enumerate(data):
         item["index"] = index
@@ -250,9 +243,3 @@ def combine_embeddings(bodies: list[bytes], params: Mapping[str, Any]) -> dict[s
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         "provider": PROVIDER,
     }
-
-
-def _vector(values: list[float], as_base64: bool) -> list[float] | str:
-    if not as_base64:
-        return values
-    return base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()

@@ -8,8 +8,6 @@ Chat requests are rebuilt from the OpenAI shape (``top_p`` -> ``p``, ``stop`` ->
 
 from __future__ import annotations
 
-import base64
-import struct
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +19,7 @@ from wayport.providers.openai_shapes import (
     DONE,
     ChunkWriter,
     chat_completion,
+    embedding_list,
     max_tokens_of,
     new_id,
     stop_list,
@@ -277,23 +276,7 @@ def embed_response(data: Mapping[str, Any], params: Mapping[str, Any]) -> dict[s
     embeddings = data["embeddings"]
     vectors = embeddings["float"] if isinstance(embeddings, dict) else embeddings
     billed = (data.get("meta") or {}).get("billed_units") or {}
-    tokens = int(billed.get("input_tokens") or 0)
-    as_base64 = params.get("encoding_format") == "base64"
-    return {
-        "object": "list",
-        "data": [
-            {"object": "embedding", "index": i, "embedding": _encoded(v) if as_base64 else v}
-            for i, v in enumerate(vectors)
-        ],
-        "model": str(params.get("model") or ""),
-        "provider": NAME,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    }
-
-
-def _encoded(vector: list[float]) -> str:
-    """OpenAI's ``encoding_format: base64``: little-endian float32 values (the openai SDK's default)."""
-    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+    return embedding_list(vectors, params, provider=NAME, tokens=int(billed.get("input_tokens") or 0))
 
 
 # -- stream ---------------------------------------------------------------------------------------

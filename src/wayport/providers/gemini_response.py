@@ -6,17 +6,15 @@ Shared by the Gemini API and Vertex AI adapters.
 
 from __future__ import annotations
 
-import base64
-import struct
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
 
-from wayport.errors import BadRequest, ProviderError, provider_error_body
+from wayport.errors import ProviderError, provider_error_body
 from wayport.providers.base import openai_style_error
-from wayport.providers.openai_shapes import chat_completion, new_id, usage
+from wayport.providers.openai_shapes import chat_completion, embedding_list, new_id, text_inputs, usage
 
 CONTENT_FILTER_REASONS = frozenset(
     {
@@ -196,33 +194,14 @@ def generate_content_to_openai(
 
 def embedding_inputs(params: Mapping[str, Any]) -> list[str]:
     """The ``input`` of an embeddings request as a list of texts (Google takes no token ids)."""
-    raw = params.get("input")
-    items: list[Any] = raw if isinstance(raw, list) else [raw]
-    texts = [x for x in items if isinstance(x, str)]
-    if not texts or len(texts) != len(items):
-        raise BadRequest("Google embeddings take 'input' as a string or a list of strings")
-    return texts
+    return text_inputs(params, "google")
 
 
 def embeddings_list(
     vectors: Sequence[Sequence[float]], params: Mapping[str, Any], *, provider: str, tokens: int
 ) -> dict[str, Any]:
-    """OpenAI's embeddings list; ``encoding_format: base64`` (the openai SDK's default) packs each
-    vector as little-endian float32."""
-    as_base64 = params.get("encoding_format") == "base64"
-    data = []
-    for i, vector in enumerate(vectors):
-        embedding: Any = list(vector)
-        if as_base64:
-            embedding = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
-        data.append({"object": "embedding", "index": i, "embedding": embedding})
-    return {
-        "object": "list",
-        "data": data,
-        "model": str(params.get("model") or ""),
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        "provider": provider,
-    }
+    """OpenAI's embeddings list (Google reports no token usage: ``tokens`` is what is known)."""
+    return embedding_list(vectors, params, provider=provider, tokens=tokens)
 
 
 # -- errors ---------------------------------------------------------------------------------

@@ -10,11 +10,9 @@ chunk unasked) becomes OpenAI's separate usage chunk, only when ``include_usage`
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import re
 import string
-import struct
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,7 +21,15 @@ import orjson
 from wayport.errors import BadRequest, ProviderError, provider_error_body
 from wayport.providers.base import Endpoint, StreamTranslator, Target, UpstreamRequest
 from wayport.providers.openai_compatible import PATHS, CompatibleSpec, OpenAICompatibleAdapter
-from wayport.providers.openai_shapes import DONE, ChunkWriter, max_tokens_of, sse, usage, wants_usage
+from wayport.providers.openai_shapes import (
+    DONE,
+    ChunkWriter,
+    encode_vector,
+    max_tokens_of,
+    sse,
+    usage,
+    wants_usage,
+)
 from wayport.providers.sse import SSEDecoder
 
 NAME = "mistral-ai"
@@ -218,7 +224,7 @@ def embed_response(data: dict[str, Any], params: Mapping[str, Any]) -> dict[str,
         for item in data.get("data") or ():
             vector = item.get("embedding")
             if isinstance(vector, list):
-                item["embedding"] = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+                item["embedding"] = encode_vector(vector, params)
     return data
 
 

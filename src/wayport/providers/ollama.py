@@ -11,8 +11,6 @@ trailing ``/v1`` or ``/api`` is accepted and stripped.
 
 from __future__ import annotations
 
-import base64
-import struct
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +22,7 @@ from wayport.providers.openai_shapes import (
     DONE,
     ChunkWriter,
     chat_completion,
+    embedding_list,
     max_tokens_of,
     new_id,
     parse_data_url,
@@ -266,22 +265,8 @@ def chat_response(data: Mapping[str, Any], params: Mapping[str, Any], strict: bo
 
 def embed_response(data: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
     tokens = int(data.get("prompt_eval_count") or 0)
-    as_base64 = params.get("encoding_format") == "base64"
-    return {
-        "object": "list",
-        "data": [
-            {"object": "embedding", "index": i, "embedding": _encoded(v) if as_base64 else v}
-            for i, v in enumerate(data["embeddings"])
-        ],
-        "model": str(data.get("model") or params.get("model") or ""),
-        "provider": NAME,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    }
-
-
-def _encoded(vector: list[float]) -> str:
-    """OpenAI's ``encoding_format: base64``: little-endian float32 values (the openai SDK's default)."""
-    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+    model = str(data.get("model") or params.get("model") or "")
+    return embedding_list(data["embeddings"], params, provider=NAME, tokens=tokens, model=model)
 
 
 # -- stream ---------------------------------------------------------------------------------------

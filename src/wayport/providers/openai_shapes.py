@@ -7,9 +7,10 @@ Translators build answers with these so that ids, usage arithmetic, SSE framing 
 from __future__ import annotations
 
 import base64
+import struct
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -50,6 +51,46 @@ def parse_data_url(url: str) -> tuple[str, str] | None:
     if encoding != "base64":
         data = base64.b64encode(data.encode()).decode()
     return media_type or "application/octet-stream", data
+
+
+def text_inputs(params: Mapping[str, Any], provider: str) -> list[str]:
+    """An embeddings request's ``input`` as a non-empty list of texts (token ids are refused)."""
+    raw = params.get("input")
+    items: list[Any] = raw if isinstance(raw, list) else [raw]
+    if not items or not all(isinstance(item, str) for item in items):
+        from wayport.errors import BadRequest
+
+        raise BadRequest(f"{provider} embeddings take 'input' as a string or a non-empty list of strings")
+    return items
+
+
+def encode_vector(vector: Sequence[float], params: Mapping[str, Any]) -> list[float] | str:
+    """A vector as the client asked for it: a list, or with ``encoding_format: base64`` (the openai
+    SDK's default) little-endian float32 values in base64."""
+    if params.get("encoding_format") != "base64":
+        return list(vector)
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+
+
+def embedding_list(
+    vectors: Sequence[Sequence[float]],
+    params: Mapping[str, Any],
+    *,
+    provider: str,
+    tokens: int,
+    model: str | None = None,
+) -> dict[str, Any]:
+    """OpenAI's embeddings answer (``object: list``) for ``vectors`` in input order."""
+    return {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": i, "embedding": encode_vector(v, params)}
+            for i, v in enumerate(vectors)
+        ],
+        "model": model or str(params.get("model") or ""),
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        "provider": provider,
+    }
 
 
 def max_tokens_of(params: Mapping[str, Any]) -> int | None:
