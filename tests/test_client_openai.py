@@ -114,7 +114,7 @@ def test_chat_stream_without_usage(gateway: GatewayServer, openai_emulator: Open
     assert chunks[-1].choices[0].finish_reason == "stop"
     body = openai_emulator.last.json()
     assert body["stream"] is True
-    assert "stream_options" not in body
+    assert body["stream_options"] == {"include_usage": True}  # Wayport asks, for the cost
     assert_forwarded_cleanly(openai_emulator.last)
 
 

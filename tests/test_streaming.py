@@ -47,11 +47,16 @@ def test_include_usage_is_honoured(gateway: GatewayServer) -> None:
     assert all(orjson.loads(c)["usage"] is None for c in chunks[:-2])
 
 
-def test_no_usage_chunk_without_include_usage(gateway: GatewayServer) -> None:
+def test_no_usage_chunk_without_include_usage(
+    gateway: GatewayServer, openai_emulator: OpenAIEmulator
+) -> None:
     r = httpx.post(gateway.v1 + "/chat/completions", headers=OPENAI, json=stream_body())
-    chunks = events(r.text)
-    assert chunks[-1] == "[DONE]"
-    assert all("usage" not in orjson.loads(c) for c in chunks[:-1])
+    chunks = [orjson.loads(c) for c in events(r.text)[:-1]]
+    assert events(r.text)[-1] == "[DONE]"
+    assert all(c["choices"] for c in chunks)  # the usage chunk Wayport asked for is not passed on
+    assert all(c.get("usage") is None for c in chunks)
+    # ... but Wayport asked the provider for it, to know the cost
+    assert openai_emulator.last.json()["stream_options"] == {"include_usage": True}
 
 
 def test_upstream_cut_mid_stream_ends_with_an_error_event(
@@ -106,3 +111,20 @@ def test_streamed_completions(gateway: GatewayServer) -> None:
     assert chunks[-1] == "[DONE]"
     text = "".join(orjson.loads(c)["choices"][0]["text"] for c in chunks[:-1])
     assert text == "Echo: Paul Graham is"
+
+
+def test_usage_tap_reads_and_strips_the_usage_chunk_across_splits() -> None:
+    from wayport.gateway.streaming import UsageTap
+
+    stream = (
+        b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}],"usage":null}\n\n'
+        b'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}\n\n'
+        b"data: [DONE]\n\n"
+    )
+    for strip in (True, False):
+        for size in (1, 7, len(stream)):
+            tap = UsageTap(strip=strip)
+            out = b"".join(tap.feed(stream[i : i + size]) for i in range(0, len(stream), size)) + tap.close()
+            assert tap.usage == {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
+            assert (b'"choices":[]' in out) is not strip
+            assert out.endswith(b"data: [DONE]\n\n") and b'"content":"hi"' in out

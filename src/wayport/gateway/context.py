@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wayport.gateway.config import ConfigPlan
+from wayport.gateway.streaming import UsageSource
 from wayport.providers.base import Endpoint, Secret
 
 
@@ -46,6 +47,8 @@ class RequestContext:
     status: int | None = None
     first_byte_ns: int | None = None
     finished_ns: int | None = None
+    # what read the usage of the stream that answered (cost of a streamed request)
+    usage_source: UsageSource | None = None
 
     def response_headers(self) -> list[tuple[bytes, bytes]]:
         headers = [

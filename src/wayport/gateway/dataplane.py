@@ -39,10 +39,11 @@ from wayport.gateway.reply import (
 )
 from wayport.gateway.retry import RetryRunner
 from wayport.gateway.router import RouteInput, Router
-from wayport.gateway.streaming import StreamFailed, first_content, prepend, relay_stream
+from wayport.gateway.streaming import StreamFailed, UsageTap, first_content, prepend, relay_stream
 from wayport.gateway.upstream import UpstreamClient
 from wayport.providers import ProviderRegistry
 from wayport.providers.base import Endpoint, FanOut, ProviderAdapter, Secret, Target, UpstreamRequest
+from wayport.providers.openai_shapes import wants_usage
 from wayport.security.auth import Authenticator
 from wayport.security.ssrf import HostPolicy, UnsafeHostError
 from wayport.settings import Settings
@@ -74,6 +75,8 @@ class Exchange:
     timeout_ms: int | None = None
     passthrough: bool = False
     hold_until_content: bool = False
+    # the stream's usage chunk was asked for by Wayport, not the client
+    strip_usage: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,7 +285,15 @@ class Gateway:
         if call.native_body is not None and adapter.name == NATIVE_PROVIDER:
             return await self._native_messages(ctx, adapter, target, leaf, call)
         params, raw = _params(call, leaf, adapter)
-        req = adapter.build_request(call.endpoint, target, params, raw)
+        request_params = params
+        strip_usage = False
+        if call.stream and call.endpoint is not Endpoint.EMBED and not wants_usage(params):
+            # Cost needs the usage of every stream: ask the provider for it; a stream that passes
+            # through untranslated gets it stripped again before the client sees it.
+            options = params.get("stream_options")
+            options = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+            request_params, raw, strip_usage = {**params, "stream_options": options}, None, True
+        req = adapter.build_request(call.endpoint, target, request_params, raw)
         forward = call.headers.forward_headers()
         if forward is None:
             forward = leaf.forward_headers
@@ -301,6 +312,7 @@ class Gateway:
             # Hold a stream back until its first content only when a failure could still be
             # recovered from (a retry or a later fallback target); otherwise send it at once.
             hold_until_content=spare or (leaf.retry is not None and leaf.retry.attempts > 0),
+            strip_usage=strip_usage,
         )
         if isinstance(req, FanOut):
             fan_out = req
@@ -358,7 +370,7 @@ class Gateway:
                 response = await self.upstream.send(adapter.name, req, guarded=target.custom_host is not None)
                 status = attempt.status = response.status
                 if ex.passthrough or (ex.stream and 200 <= status < 300 and not _is_json(response)):
-                    reply = self._stream_reply(adapter, response, ex)
+                    reply = self._stream_reply(ctx, adapter, response, ex)
                     response = None  # the relay owns it now
                     if streaming and ex.hold_until_content and reply.stream is not None:
                         # Nothing reaches the client before real content: a failure until then
@@ -405,7 +417,7 @@ class Gateway:
         return Reply(status, headers, adapter.translate_error(status, body, _lower_headers(response)))
 
     def _stream_reply(
-        self, adapter: ProviderAdapter, response: aiohttp.ClientResponse, ex: Exchange
+        self, ctx: RequestContext, adapter: ProviderAdapter, response: aiohttp.ClientResponse, ex: Exchange
     ) -> Reply:
         headers = upstream_headers(response.raw_headers)
         if ex.passthrough:
@@ -413,7 +425,10 @@ class Gateway:
             return Reply(response.status, headers, stream=relay_stream(response, None, sse=False))
         headers.extend(SSE_HEADERS)
         translator = adapter.stream_translator(ex.endpoint, ex.params, ex.strict)
-        stream = relay_stream(response, translator, sse=True, stall_s=self.timeouts.stream_stall_timeout_s)
+        tap = UsageTap(strip=ex.strip_usage) if translator is None else None
+        ctx.usage_source = translator or tap
+        stall_s = self.timeouts.stream_stall_timeout_s
+        stream = relay_stream(response, translator, sse=True, stall_s=stall_s, tap=tap)
         return Reply(response.status, headers, stream=stream)
 
     async def _fan_out(

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
@@ -36,16 +37,70 @@ def sse_error(message: str, type_: str = "stream_error") -> bytes:
     return b"data: " + payload + b"\n\n" + DONE
 
 
+class UsageSource(Protocol):
+    """Anything that knows a stream's usage once it has passed (a translator or a ``UsageTap``)."""
+
+    @property
+    def usage(self) -> Mapping[str, Any] | None: ...
+
+
+class UsageTap:
+    """Reads the usage of an OpenAI-shaped stream as it passes, at event boundaries.
+
+    Wayport asks every provider for the usage chunk (cost needs it); when the client did not ask
+    for ``stream_options.include_usage``, ``strip`` removes that chunk again before it is sent.
+    Events are passed on whole: a partial event waits for its end (clients cannot use half an
+    event anyway).
+    """
+
+    __slots__ = ("_pending", "strip", "usage")
+
+    def __init__(self, strip: bool) -> None:
+        self.strip = strip
+        self.usage: dict[str, Any] | None = None
+        self._pending = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self._pending + chunk if self._pending else chunk
+        cut = data.rfind(b"\n\n")
+        if cut < 0:
+            self._pending = data
+            return b""
+        complete, self._pending = data[: cut + 2], data[cut + 2 :]
+        if b'"usage":{' not in complete and b'"usage": {' not in complete:
+            return complete
+        kept = []
+        for event in complete.split(b"\n\n")[:-1]:
+            payload = event.partition(b"data:")[2].strip()
+            if b'"usage"' in payload and payload.startswith(b"{"):
+                try:
+                    parsed = orjson.loads(payload)
+                except orjson.JSONDecodeError:
+                    parsed = None
+                if isinstance(parsed, dict) and isinstance(parsed.get("usage"), dict):
+                    self.usage = parsed["usage"]
+                    if self.strip and parsed.get("choices") == []:
+                        continue
+            kept.append(event + b"\n\n")
+        return b"".join(kept)
+
+    def close(self) -> bytes:
+        rest, self._pending = self._pending, b""
+        return rest
+
+
 async def relay_stream(
     response: aiohttp.ClientResponse,
     translator: StreamTranslator | None,
     *,
     sse: bool,
     stall_s: float | None = None,
+    tap: UsageTap | None = None,
 ) -> AsyncIterator[bytes]:
     """Yield the body of ``response`` chunk by chunk (translated when a translator is given).
 
-    ``stall_s`` bounds the wait for each next chunk; one timer is re-armed per chunk.
+    ``stall_s`` bounds the wait for each next chunk; one timer is re-armed per chunk. ``tap``
+    sees (and may trim) every translated chunk.
     """
     tail = b""
     clean = False
@@ -66,16 +121,19 @@ async def relay_stream(
                     deadline.reschedule(None)
                 if translator is not None:
                     chunk = translator.feed(chunk)
-                    if not chunk:
-                        continue
+                if tap is not None:
+                    chunk = tap.feed(chunk)
+                if not chunk:
+                    continue
                 if sse:
                     tail = (tail + chunk)[-TAIL:]
                 yield chunk
-        if translator is not None:
-            rest = translator.close()
-            if rest:
-                tail = (tail + rest)[-TAIL:]
-                yield rest
+        rest = translator.close() if translator is not None else b""
+        if tap is not None:
+            rest = tap.feed(rest) + tap.close()
+        if rest:
+            tail = (tail + rest)[-TAIL:]
+            yield rest
         clean = True
         if sse and not tail.rstrip().endswith(b"[DONE]"):
             yield sse_error("The provider closed the stream before it was complete")

@@ -38,6 +38,10 @@ class AnthropicStreamTranslator:
             return b""
         return self._translate(self._decoder.feed(data))
 
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        return self._writer.usage
+
     def close(self) -> bytes:
         if self._done:
             return b""

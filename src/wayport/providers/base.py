@@ -77,6 +77,12 @@ class StreamTranslator(Protocol):
 
     def feed(self, data: bytes) -> bytes: ...
 
+    @property
+    def usage(self) -> Mapping[str, Any] | None:
+        """The stream's OpenAI-shaped usage once known (the gateway reads it for the cost, whether
+        or not the client asked for the usage chunk)."""
+        ...
+
     def close(self) -> bytes:
         """Called at upstream EOF; returns what is left to send (always ending with ``data: [DONE]``)."""
         ...

@@ -58,6 +58,10 @@ class ConverseStreamTranslator:
             out += self._fail(f"the event stream from Bedrock is corrupted ({corrupted})", "stream_error")
         return bytes(out)
 
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        return self.writer.usage
+
     def close(self) -> bytes:
         if self.done:
             return b""

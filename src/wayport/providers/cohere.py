@@ -315,6 +315,10 @@ class CohereStream:
     def feed(self, data: bytes) -> bytes:
         return b"".join(self._event(e.event, e.data) for e in self.decoder.feed(data))
 
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        return self.writer.usage
+
     def close(self) -> bytes:
         out = b"".join(self._event(e.event, e.data) for e in self.decoder.close())
         if not self.finished:

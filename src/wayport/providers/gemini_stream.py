@@ -42,6 +42,10 @@ class GeminiStreamTranslator:
                 break
         return bytes(out)
 
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        return self.writer.usage
+
     def close(self) -> bytes:
         if self._over:
             return b""

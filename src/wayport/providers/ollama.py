@@ -286,6 +286,10 @@ class OllamaStream:
     def feed(self, data: bytes) -> bytes:
         return b"".join(self._line(line) for line in self.lines.feed(data))
 
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        return self.writer.usage
+
     def close(self) -> bytes:
         out = b"".join(self._line(line) for line in self.lines.close())
         if not self.finished:

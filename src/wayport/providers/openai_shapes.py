@@ -173,6 +173,7 @@ class ChunkWriter:
         self.model = model or str(params.get("model") or "")
         self.provider = provider
         self.include_usage = wants_usage(params)
+        self.usage: dict[str, Any] | None = None
 
     def chunk(self, delta: dict[str, Any], finish_reason: str | None = None, index: int = 0) -> bytes:
         payload: dict[str, Any] = {
@@ -188,6 +189,8 @@ class ChunkWriter:
         return sse(payload)
 
     def usage_chunk(self, usage: dict[str, Any]) -> bytes:
+        """The usage chunk when the client asked for it; the usage is kept either way."""
+        self.usage = usage
         if not self.include_usage:
             return b""
         return sse(
