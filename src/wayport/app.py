@@ -12,7 +12,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from wayport import __version__
+from wayport.cache import MemoryBackend, RedisBackend, ResponseCache
 from wayport.gateway.breaker_redis import RedisCircuitBreakers
+from wayport.gateway.caching import GatewayCache
 from wayport.gateway.dataplane import Gateway
 from wayport.gateway.reply import Receive, Scope, Send
 from wayport.gateway.retry import RetryRunner
@@ -38,7 +40,11 @@ class WayportApp:
     ) -> None:
         self.settings = settings
         # Shared state of a cluster (breakers now; cache and counters later) lives in Redis.
-        self.redis = redis.asyncio.Redis.from_url(settings.redis_url) if settings.redis_url else None
+        self.redis = _redis_client(settings.redis_url) if settings.redis_url else None
+        backend = (
+            RedisBackend(self.redis) if self.redis is not None else MemoryBackend(settings.cache_max_bytes)
+        )
+        self.cache = GatewayCache(ResponseCache(backend))
         policy = HostPolicy(settings.trusted_hosts)
         self.upstream = UpstreamClient(settings, policy)
         self.gateway = Gateway(
@@ -49,6 +55,7 @@ class WayportApp:
             retry=retry or RetryRunner(),
             settings=settings,
             breakers=RedisCircuitBreakers(self.redis) if self.redis is not None else None,
+            cache=self.cache,
         )
         gateway = self.gateway
         self._posts: dict[str, Handler] = {
@@ -83,6 +90,7 @@ class WayportApp:
             yield
         finally:
             await self.upstream.close()
+            await self.cache.close()
             if self.redis is not None:
                 await self.redis.aclose()
 
@@ -91,6 +99,13 @@ class WayportApp:
 
     async def _root(self, request: Request) -> Response:
         return PlainTextResponse("Wayport gateway is running. Send OpenAI-shaped requests to /v1.")
+
+
+def _redis_client(url: str) -> redis.asyncio.Redis:
+    # A blocking pool waits for a free connection under load instead of failing (redis-py's
+    # default pool raises once its connections are all busy).
+    pool = redis.asyncio.BlockingConnectionPool.from_url(url, max_connections=256, timeout=2.0)
+    return redis.asyncio.Redis(connection_pool=pool)
 
 
 def create_app(settings: Settings | None = None) -> WayportApp:

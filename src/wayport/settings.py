@@ -42,6 +42,8 @@ class Settings:
     stream_first_byte_timeout_s: float = 120.0
     stream_stall_timeout_s: float = 60.0
     upstream_pool_size: int = 1000
+    # the in-process response cache (when no Redis is configured)
+    cache_max_bytes: int = 128 * 1024 * 1024
     log_level: str = "info"
 
     @property
@@ -107,7 +109,7 @@ def _read_env(env: Mapping[str, str]) -> dict[str, Any]:
 
 def _coerce(name: str, raw: Any) -> Any:
     try:
-        if name in ("port", "workers", "max_body_bytes", "upstream_pool_size"):
+        if name in ("port", "workers", "max_body_bytes", "upstream_pool_size", "cache_max_bytes"):
             number = int(raw)
             if number < 1 if name != "port" else not 0 <= number <= 65535:
                 raise ValueError

@@ -22,6 +22,7 @@ import orjson
 
 from wayport.errors import BadRequest, GatewayError, PayloadTooLarge, ProviderError, UpstreamTimeout
 from wayport.gateway.breaker import Breakers
+from wayport.gateway.caching import GatewayCache
 from wayport.gateway.config import ConfigParser, ConfigPlan, Leaf
 from wayport.gateway.context import Attempt, RequestContext
 from wayport.gateway.headers import RequestHeaders
@@ -102,6 +103,7 @@ class Gateway:
         retry: RetryRunner,
         settings: Settings,
         breakers: Breakers | None = None,
+        cache: GatewayCache | None = None,
     ) -> None:
         self.registry = registry
         self.upstream = upstream
@@ -109,6 +111,7 @@ class Gateway:
         self.authenticator = authenticator
         self.retry = retry
         self.router = Router(breakers=breakers)
+        self.cache = cache
         self.max_body_bytes = settings.max_body_bytes
         self.timeouts = settings
         self.configs = ConfigParser(self._provider_problem, policy.check_url)
@@ -314,15 +317,26 @@ class Gateway:
             hold_until_content=spare or (leaf.retry is not None and leaf.retry.attempts > 0),
             strip_usage=strip_usage,
         )
+        cache, key = self.cache, None
+        if cache is not None:
+            key = cache.key(ctx, leaf.cache, call.endpoint, call.headers, target, params)
+            if key is not None:
+                hit = await cache.lookup(ctx, key, call.headers, params, call.stream)
+                if hit is not None:
+                    return hit
         if isinstance(req, FanOut):
             fan_out = req
-            return await self.retry.run(
+            reply = await self.retry.run(
                 ctx, leaf.retry, lambda: self._fan_out(ctx, adapter, target, leaf, fan_out, exchange)
             )
-        single = req
-        return await self.retry.run(
-            ctx, leaf.retry, lambda: self._attempt(ctx, adapter, target, leaf, single, exchange)
-        )
+        else:
+            single = req
+            reply = await self.retry.run(
+                ctx, leaf.retry, lambda: self._attempt(ctx, adapter, target, leaf, single, exchange)
+            )
+        if cache is not None and key is not None and leaf.cache is not None:
+            reply = cache.remember(reply, key, leaf.cache, call.headers.portkey.get("cache-namespace"))
+        return reply
 
     async def _native_messages(
         self, ctx: RequestContext, adapter: ProviderAdapter, target: Target, leaf: Leaf, call: Call
