@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import redis.asyncio
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -19,11 +20,19 @@ from wayport.gateway.dataplane import Gateway
 from wayport.gateway.reply import Receive, Scope, Send
 from wayport.gateway.retry import RetryRunner
 from wayport.gateway.upstream import UpstreamClient
+from wayport.observability.metrics import CONTENT_TYPE, Metrics
+from wayport.observability.pricing import Pricer
+from wayport.observability.record import BodyLogMode
+from wayport.observability.recorder import BodyPolicy, RequestRecorder
+from wayport.observability.writer import LogWriter
 from wayport.providers import ProviderRegistry
 from wayport.providers.base import Endpoint
 from wayport.security.auth import AllowAll, Authenticator
 from wayport.security.ssrf import HostPolicy
 from wayport.settings import Settings
+from wayport.store.engine import create_engine
+from wayport.store.logs import LogRepository
+from wayport.store.migrate import upgrade
 
 Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 
@@ -45,6 +54,16 @@ class WayportApp:
             RedisBackend(self.redis) if self.redis is not None else MemoryBackend(settings.cache_max_bytes)
         )
         self.cache = GatewayCache(ResponseCache(backend))
+        self.metrics = Metrics()
+        # The writer joins at start-up, once the store is open.
+        self.recorder = RequestRecorder(
+            None,
+            Pricer(),
+            self.metrics,
+            BodyPolicy(BodyLogMode(settings.log_bodies), settings.log_body_limit),
+        )
+        self.engine: AsyncEngine | None = None
+        self.writer: LogWriter | None = None
         policy = HostPolicy(settings.trusted_hosts)
         self.upstream = UpstreamClient(settings, policy)
         self.gateway = Gateway(
@@ -56,6 +75,7 @@ class WayportApp:
             settings=settings,
             breakers=RedisCircuitBreakers(self.redis) if self.redis is not None else None,
             cache=self.cache,
+            recorder=self.recorder,
         )
         gateway = self.gateway
         self._posts: dict[str, Handler] = {
@@ -65,7 +85,7 @@ class WayportApp:
             "/v1/messages": lambda s, r, w: gateway.unified(s, r, w, Endpoint.CHAT, messages=True),
         }
         self._web = Starlette(
-            routes=[Route("/health", self._health), Route("/", self._root)],
+            routes=[Route("/health", self._health), Route("/metrics", self._metrics), Route("/", self._root)],
             lifespan=self._lifespan,
         )
 
@@ -84,18 +104,42 @@ class WayportApp:
 
     @asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        settings = self.settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.engine = create_engine(settings.database_url, settings.data_dir)
+        await upgrade(self.engine)
+        self.logs = LogRepository(self.engine)
+        self.writer = LogWriter(self.logs.insert_many, spool_path=settings.data_dir / "spool" / "logs.jsonl")
+        await self.writer.start()
+        self.recorder.writer = self.writer
+        self.recorder.pricer.warm()
         await self.upstream.start()
         try:
             yield
         finally:
             await self.upstream.close()
+            # Flush the logs of every answered request before the process goes (SIGTERM included).
+            self.recorder.writer = None
+            await self.writer.close()
             await self.cache.close()
+            await self.engine.dispose()
             if self.redis is not None:
                 await self.redis.aclose()
 
     async def _health(self, request: Request) -> Response:
         return JSONResponse({"status": "ok", "version": __version__})
+
+    async def _metrics(self, request: Request) -> Response:
+        writer = self.writer
+        stats = None
+        if writer is not None:
+            stats = lambda: {  # noqa: E731
+                "queued": writer.queued,
+                "dropped": writer.dropped,
+                "written": writer.written,
+                "spooled": writer.spooled,
+            }
+        return Response(self.metrics.render(stats), media_type=CONTENT_TYPE)
 
     async def _root(self, request: Request) -> Response:
         return PlainTextResponse("Wayport gateway is running. Send OpenAI-shaped requests to /v1.")

@@ -42,6 +42,9 @@ class Settings:
     stream_first_byte_timeout_s: float = 120.0
     stream_stall_timeout_s: float = 60.0
     upstream_pool_size: int = 1000
+    # request and response bodies in the logs: full, truncated (to log_body_limit bytes) or off
+    log_bodies: str = "truncated"
+    log_body_limit: int = 64 * 1024
     # the in-process response cache (when no Redis is configured)
     cache_max_bytes: int = 128 * 1024 * 1024
     log_level: str = "info"
@@ -109,7 +112,14 @@ def _read_env(env: Mapping[str, str]) -> dict[str, Any]:
 
 def _coerce(name: str, raw: Any) -> Any:
     try:
-        if name in ("port", "workers", "max_body_bytes", "upstream_pool_size", "cache_max_bytes"):
+        if name in (
+            "port",
+            "workers",
+            "max_body_bytes",
+            "upstream_pool_size",
+            "cache_max_bytes",
+            "log_body_limit",
+        ):
             number = int(raw)
             if number < 1 if name != "port" else not 0 <= number <= 65535:
                 raise ValueError
@@ -126,6 +136,10 @@ def _coerce(name: str, raw: Any) -> Any:
             return seconds
     except (TypeError, ValueError):
         raise SettingsError(f"setting '{name}' has the invalid value {raw!r}") from None
+    if name == "log_bodies":
+        if raw not in ("full", "truncated", "off"):
+            raise SettingsError(f"setting 'log_bodies' must be full, truncated or off, not {raw!r}")
+        return raw
     if name == "data_dir":
         return Path(str(raw)).expanduser()
     if name == "trusted_hosts":

@@ -8,6 +8,7 @@ from typing import Any
 
 from wayport.gateway.config import ConfigPlan
 from wayport.gateway.streaming import UsageSource
+from wayport.observability.pricing import Cost
 from wayport.providers.base import Endpoint, Secret
 
 
@@ -49,6 +50,13 @@ class RequestContext:
     finished_ns: int | None = None
     # what read the usage of the stream that answered (cost of a streamed request)
     usage_source: UsageSource | None = None
+    # for the log record
+    request_body: bytes | None = None
+    skip_bodies: bool = False  # x-portkey-debug: false
+    model: str | None = None
+    model_served: str | None = None
+    usage: dict[str, Any] | None = None
+    cost: Cost | None = None
 
     def response_headers(self) -> list[tuple[bytes, bytes]]:
         headers = [

@@ -42,6 +42,7 @@ from wayport.gateway.retry import RetryRunner
 from wayport.gateway.router import RouteInput, Router
 from wayport.gateway.streaming import StreamFailed, UsageTap, first_content, prepend, relay_stream
 from wayport.gateway.upstream import UpstreamClient
+from wayport.observability.recorder import RequestRecorder
 from wayport.providers import ProviderRegistry
 from wayport.providers.base import Endpoint, FanOut, ProviderAdapter, Secret, Target, UpstreamRequest
 from wayport.providers.openai_shapes import wants_usage
@@ -104,6 +105,7 @@ class Gateway:
         settings: Settings,
         breakers: Breakers | None = None,
         cache: GatewayCache | None = None,
+        recorder: RequestRecorder | None = None,
     ) -> None:
         self.registry = registry
         self.upstream = upstream
@@ -112,6 +114,7 @@ class Gateway:
         self.retry = retry
         self.router = Router(breakers=breakers)
         self.cache = cache
+        self.recorder = recorder
         self.max_body_bytes = settings.max_body_bytes
         self.timeouts = settings
         self.configs = ConfigParser(self._provider_problem, policy.check_url)
@@ -130,6 +133,7 @@ class Gateway:
         model = ""
         try:
             raw: bytes | None = await self._read_body(receive, headers)
+            ctx.request_body = raw
             body = _parse_json_object(raw or b"")
             native = None
             if messages:
@@ -160,6 +164,7 @@ class Gateway:
         ctx = self._context(Endpoint.PROXY, headers)
         try:
             raw = await self._read_body(receive, headers)
+            ctx.request_body = raw
             plan = self._plan(headers)
             ctx.metadata = headers.metadata()
             await self.authenticator.authenticate(ctx, headers)
@@ -197,6 +202,7 @@ class Gateway:
         portkey = headers.portkey
         key = portkey.get("api-key")
         return RequestContext(
+            skip_bodies=portkey.get("debug", "").strip().lower() == "false",
             endpoint=endpoint,
             trace_id=portkey.get("trace-id") or str(uuid.uuid4()),
             gateway_key=Secret(key) if key else None,
@@ -288,6 +294,8 @@ class Gateway:
         if call.native_body is not None and adapter.name == NATIVE_PROVIDER:
             return await self._native_messages(ctx, adapter, target, leaf, call)
         params, raw = _params(call, leaf, adapter)
+        model = params.get("model")
+        ctx.model = model if isinstance(model, str) else None
         request_params = params
         strip_usage = False
         if call.stream and call.endpoint is not Endpoint.EMBED and not wants_usage(params):
@@ -471,13 +479,25 @@ class Gateway:
         headers.extend(ctx.response_headers())
         if reply.gateway_exception:
             headers.append(GATEWAY_EXCEPTION)
+        recorder = self.recorder
         if reply.stream is None:
+            if recorder is not None:
+                cost = recorder.price(ctx, reply.status, reply.body)
+                if cost is not None:
+                    headers.append((b"x-wayport-cost-usd", str(cost.usd.normalize()).encode()))
             await send_body(send, reply.status, headers, reply.body)
             ctx.finished_ns = time.monotonic_ns()
+            if recorder is not None:
+                ok = 200 <= reply.status < 300
+                recorder.finish(ctx, reply.body, None if ok else reply.body[:2000].decode("utf-8", "replace"))
             return
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         watcher = asyncio.ensure_future(_wait_disconnect(receive))
         stream = reply.stream
+        # What the log keeps of the answer: chunks up to the body limit (nothing when bodies are off).
+        kept: list[bytes] | None = [] if recorder is not None and recorder.keeps_bodies(ctx) else None
+        kept_bytes = 0
+        completed = False
         try:
             async for chunk in stream:
                 if watcher.done():
@@ -485,11 +505,18 @@ class Gateway:
                 if ctx.first_byte_ns is None:
                     ctx.first_byte_ns = time.monotonic_ns()
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                if kept is not None and kept_bytes <= recorder.bodies.limit:  # type: ignore[union-attr]
+                    kept.append(chunk)
+                    kept_bytes += len(chunk)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+            completed = not watcher.done()
         finally:
             watcher.cancel()
             await reply.discard()
             ctx.finished_ns = time.monotonic_ns()
+            if recorder is not None:
+                error = None if completed else "the client disconnected before the stream ended"
+                recorder.finish(ctx, b"".join(kept) if kept else None, error)
 
 
 def _unexpected(ctx: RequestContext) -> Reply:

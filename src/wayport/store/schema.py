@@ -1,0 +1,154 @@
+"""The store's tables, one declarative ``Base`` for SQLite and PostgreSQL.
+
+Every table of Wayport (logs and feedback now; configs, prompts, keys and budgets later) is a class
+on :class:`Base`, so one ``MetaData`` describes the whole database and Alembic revisions are
+written against it. Types that differ between engines are declared once here: timestamps are
+UTC-aware on both, JSON is ``JSONB`` on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+__all__ = ["Base", "FeedbackRow", "LogRow", "UTCDateTime"]
+
+# Stable constraint and index names, so later migrations (and SQLite batch mode) can refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware.
+
+    PostgreSQL keeps ``timestamptz``; SQLite keeps naive UTC text with microseconds, which sorts
+    and compares correctly as text.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("timestamps must be timezone-aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _json() -> TypeEngine[Any]:
+    """JSON text on SQLite, JSONB on PostgreSQL (indexable, compact)."""
+    return JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class LogRow(Base):
+    """One request (see ``wayport.observability.record.LogRecord``); append-only."""
+
+    __tablename__ = "logs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    trace_id: Mapped[str] = mapped_column(String(255))
+    span_id: Mapped[str | None] = mapped_column(String(255))
+    parent_span_id: Mapped[str | None] = mapped_column(String(255))
+    span_name: Mapped[str | None] = mapped_column(String(255))
+    workspace_id: Mapped[str | None] = mapped_column(String(64))
+    api_key_id: Mapped[str | None] = mapped_column(String(64))
+    provider: Mapped[str | None] = mapped_column(String(64))
+    model_requested: Mapped[str | None] = mapped_column(String(255))
+    model_served: Mapped[str | None] = mapped_column(String(255))
+    endpoint: Mapped[str] = mapped_column(String(32))
+    status: Mapped[int] = mapped_column(Integer)
+    stream: Mapped[bool] = mapped_column(Boolean)
+    latency_ms: Mapped[int] = mapped_column(Integer)
+    ttft_ms: Mapped[int | None] = mapped_column(Integer)
+    prompt_tokens: Mapped[int] = mapped_column(Integer)
+    completion_tokens: Mapped[int] = mapped_column(Integer)
+    cached_tokens: Mapped[int] = mapped_column(Integer)
+    cache_write_tokens: Mapped[int] = mapped_column(Integer)
+    reasoning_tokens: Mapped[int] = mapped_column(Integer)
+    # integer micro-dollars; NULL when the model's price is unknown (never guessed)
+    cost_micros: Mapped[int | None] = mapped_column(BigInteger)
+    cost_breakdown: Mapped[dict[str, Any]] = mapped_column(_json())
+    currency: Mapped[str] = mapped_column(String(3))
+    cache_status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[list[dict[str, Any]]] = mapped_column(_json())
+    retries: Mapped[int] = mapped_column(Integer)
+    fallbacks: Mapped[int] = mapped_column(Integer)
+    # the attribute cannot be called ``metadata`` on a declarative class
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", _json())
+    # metadata["_user"], a column of its own so that per-user queries use an index
+    end_user: Mapped[str | None] = mapped_column(String(255))
+    request_body: Mapped[str | None] = mapped_column(Text)
+    response_body: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        # keyset pagination and every time-range query
+        Index("ix_logs_created_at_id", "created_at", "id"),
+        Index("ix_logs_trace_id", "trace_id"),
+        Index("ix_logs_provider_model", "provider", "model_requested", "created_at"),
+        Index("ix_logs_model_served", "model_served", "created_at"),
+        Index("ix_logs_status", "status", "created_at"),
+        Index("ix_logs_end_user", "end_user", "created_at"),
+        Index("ix_logs_cache_status", "cache_status", "created_at"),
+        # metadata key=value filters use JSONB containment on PostgreSQL
+        Index(
+            "ix_logs_metadata",
+            "metadata",
+            postgresql_using="gin",
+            postgresql_ops={"metadata": "jsonb_path_ops"},
+        ).ddl_if(dialect="postgresql"),
+    )
+
+
+class FeedbackRow(Base):
+    """Feedback on a trace (Portkey's ``POST /v1/feedback``): value -10..10, weight 0..1."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    trace_id: Mapped[str] = mapped_column(String(255), index=True)
+    value: Mapped[int] = mapped_column(Integer)
+    weight: Mapped[float] = mapped_column(Float)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", _json())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        CheckConstraint("value >= -10 AND value <= 10", name="value_range"),
+        CheckConstraint("weight >= 0 AND weight <= 1", name="weight_range"),
+    )
