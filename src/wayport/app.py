@@ -111,7 +111,7 @@ class WayportApp:
         self.logs = LogRepository(self.engine)
         self.writer = LogWriter(self.logs.insert_many, spool_path=settings.data_dir / "spool" / "logs.jsonl")
         await self.writer.start()
-        self.recorder.writer = self.writer
+        self.recorder.writer = self.writer if settings.log_requests else None
         self.recorder.pricer.warm()
         await self.upstream.start()
         try:

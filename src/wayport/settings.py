@@ -42,6 +42,8 @@ class Settings:
     stream_first_byte_timeout_s: float = 120.0
     stream_stall_timeout_s: float = 60.0
     upstream_pool_size: int = 1000
+    # write a log record per request to the store (metrics are kept either way)
+    log_requests: bool = True
     # request and response bodies in the logs: full, truncated (to log_body_limit bytes) or off
     log_bodies: str = "truncated"
     log_body_limit: int = 64 * 1024
@@ -136,6 +138,12 @@ def _coerce(name: str, raw: Any) -> Any:
             return seconds
     except (TypeError, ValueError):
         raise SettingsError(f"setting '{name}' has the invalid value {raw!r}") from None
+    if name == "log_requests":
+        if isinstance(raw, bool):
+            return raw
+        if str(raw).lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise SettingsError(f"setting 'log_requests' must be true or false, not {raw!r}")
+        return str(raw).lower() in ("true", "1", "yes")
     if name == "log_bodies":
         if raw not in ("full", "truncated", "off"):
             raise SettingsError(f"setting 'log_bodies' must be full, truncated or off, not {raw!r}")
