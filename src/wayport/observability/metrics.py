@@ -7,6 +7,7 @@ it one finished ``LogRecord`` per request, after the answer has been sent.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -17,6 +18,8 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 # GenAI semconv buckets: operation duration in seconds, token counts in powers of 4.
 DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)
+# Bound label sets kept (clients choose model names, so the table must not grow without bound).
+MAX_BOUND_SERIES = 10_000
 OPERATIONS = {"chatComplete": "chat", "complete": "text_completion", "embed": "embeddings"}
 
 
@@ -68,6 +71,7 @@ class Metrics:
             "wayport_logs_dropped", "Log records dropped because the queue was full", registry=r
         )
         self.logs_written = Gauge("wayport_logs_written", "Log records written to the store", registry=r)
+        self._series: dict[tuple[str, str, str, int], tuple[Any, ...]] = {}
         self.logs_spooled = Gauge(
             "wayport_logs_spooled", "Log records spooled to disk after a store failure", registry=r
         )
@@ -76,25 +80,45 @@ class Metrics:
         operation = OPERATIONS.get(record.endpoint, record.endpoint)
         provider = record.provider or "unknown"
         model = record.model_requested or record.model_served or "unknown"
-        names = (operation, provider, model)
-        self.requests.labels(*names, str(record.status)).inc()
-        error_type = "" if 200 <= record.status < 300 else str(record.status)
-        self.duration.labels(*names, error_type).observe(record.latency_ms / 1000)
+        ok = 200 <= record.status < 300
+        series = self._series.get((operation, provider, model, record.status))
+        if series is None:
+            series = self._bind(operation, provider, model, record.status)
+        requests, duration, ttft, tokens_in, tokens_out, cost, unpriced = series
+        requests.inc()
+        duration.observe(record.latency_ms / 1000)
         if record.ttft_ms is not None:
-            self.ttft.labels(*names).observe(record.ttft_ms / 1000)
+            ttft.observe(record.ttft_ms / 1000)
         if record.prompt_tokens or record.completion_tokens:
-            self.tokens.labels(*names, "input").observe(record.prompt_tokens)
-            self.tokens.labels(*names, "output").observe(record.completion_tokens)
+            tokens_in.observe(record.prompt_tokens)
+            tokens_out.observe(record.completion_tokens)
         if record.cost_micros is not None:
-            self.cost.labels(*names).inc(record.cost_micros)
-        elif 200 <= record.status < 300:
-            self.unpriced.labels(*names).inc()
+            cost.inc(record.cost_micros)
+        elif ok:
+            unpriced.inc()
         if record.cache_status != "DISABLED":
             self.cache.labels(record.cache_status).inc()
         if record.retries > 0:
             self.retries.labels(provider).inc(record.retries)
         if record.fallbacks > 0:
             self.fallbacks.inc()
+
+    def _bind(self, operation: str, provider: str, model: str, status: int) -> tuple[Any, ...]:
+        # Label lookups cost more than the updates; each label set is bound once.
+        names = (operation, provider, model)
+        error_type = "" if 200 <= status < 300 else str(status)
+        series = (
+            self.requests.labels(*names, str(status)),
+            self.duration.labels(*names, error_type),
+            self.ttft.labels(*names),
+            self.tokens.labels(*names, "input"),
+            self.tokens.labels(*names, "output"),
+            self.cost.labels(*names),
+            self.unpriced.labels(*names),
+        )
+        if len(self._series) < MAX_BOUND_SERIES:
+            self._series[(operation, provider, model, status)] = series
+        return series
 
     def render(self, writer_stats: Callable[[], dict[str, int]] | None = None) -> bytes:
         """The exposition text; ``writer_stats`` refreshes the log writer's gauges first."""

@@ -12,6 +12,7 @@ tokens (``completion_tokens_details.reasoning_tokens``), which are billed as out
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -165,6 +166,9 @@ def _price(value: Any) -> Decimal:
     return price
 
 
+PRICE_TTL_S = 60.0
+
+
 class Pricer:
     """Prices requests with genai-prices' bundled data, or with ``overrides`` first.
 
@@ -177,6 +181,7 @@ class Pricer:
     def __init__(self, overrides: Mapping[str, PriceOverride] | None = None) -> None:
         self._overrides = {key.lower(): value for key, value in (overrides or {}).items()}
         self._models: OrderedDict[tuple[str, str], tuple[ModelInfo, Provider] | None] = OrderedDict()
+        self._prices: dict[str, tuple[float, ModelPrice]] = {}
 
     def warm(self) -> None:
         """Load the bundled price data now rather than on the first priced request."""
@@ -203,7 +208,7 @@ class Pricer:
         info, vendor = found
         when = at or datetime.now(UTC)
         try:
-            prices = info.get_prices(when)
+            prices = self._current_prices(info, when) if at is None else info.get_prices(when)
             if _simple(prices):
                 # Only token prices and per-call fees: the same arithmetic as genai-prices,
                 # without building its usage object (about 20x faster on the response path).
@@ -223,6 +228,17 @@ class Pricer:
         except (LookupError, ValueError, ArithmeticError):
             return None
         return _cost(total, parts, info.id)
+
+    def _current_prices(self, info: ModelInfo, when: datetime) -> ModelPrice:
+        # Prices change at most by the hour (time-of-day pricing); resolving them on every
+        # request showed in profiles, so the current ones are kept for a minute.
+        now = time.monotonic()
+        cached = self._prices.get(info.id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        prices = info.get_prices(when)
+        self._prices[info.id] = (now + PRICE_TTL_S, prices)
+        return prices
 
     def _lookup(self, provider: str, model: str) -> tuple[ModelInfo, Provider] | None:
         key = (provider, model)
