@@ -24,6 +24,7 @@ from wayport.observability.metrics import CONTENT_TYPE, Metrics
 from wayport.observability.pricing import Pricer
 from wayport.observability.record import BodyLogMode
 from wayport.observability.recorder import BodyPolicy, RequestRecorder
+from wayport.observability.tracing import tracer_from_environment
 from wayport.observability.writer import LogWriter
 from wayport.providers import ProviderRegistry
 from wayport.providers.base import Endpoint
@@ -61,6 +62,7 @@ class WayportApp:
             Pricer(),
             self.metrics,
             BodyPolicy(BodyLogMode(settings.log_bodies), settings.log_body_limit),
+            tracer=tracer_from_environment(),
         )
         self.engine: AsyncEngine | None = None
         self.writer: LogWriter | None = None
@@ -123,6 +125,8 @@ class WayportApp:
             await self.writer.close()
             await self.cache.close()
             await self.engine.dispose()
+            if self.recorder.tracer is not None:
+                self.recorder.tracer.shutdown()
             if self.redis is not None:
                 await self.redis.aclose()
 

@@ -18,6 +18,7 @@ from wayport.gateway.context import RequestContext
 from wayport.observability.metrics import Metrics
 from wayport.observability.pricing import Cost, Pricer
 from wayport.observability.record import BodyLogMode, LogRecord, attempt_entries, body_for_log
+from wayport.observability.tracing import Tracer
 from wayport.observability.writer import LogWriter
 
 log = logging.getLogger("wayport")
@@ -31,12 +32,18 @@ class BodyPolicy:
 
 class RequestRecorder:
     def __init__(
-        self, writer: LogWriter | None, pricer: Pricer, metrics: Metrics, bodies: BodyPolicy = BodyPolicy()
+        self,
+        writer: LogWriter | None,
+        pricer: Pricer,
+        metrics: Metrics,
+        bodies: BodyPolicy = BodyPolicy(),
+        tracer: Tracer | None = None,
     ) -> None:
         self.writer = writer
         self.pricer = pricer
         self.metrics = metrics
         self.bodies = bodies
+        self.tracer = tracer
 
     def keeps_bodies(self, ctx: RequestContext) -> bool:
         return self.bodies.mode is not BodyLogMode.OFF and not ctx.skip_bodies
@@ -72,6 +79,12 @@ class RequestRecorder:
             if self.writer is not None:
                 self.writer.submit(record)
             self.metrics.observe(record)
+            if self.tracer is not None:
+                attempts = [
+                    {**entry, "offset_ms": max(0, (a.started_ns - ctx.started_ns) // 1_000_000)}
+                    for entry, a in zip(record.attempts, ctx.attempts, strict=False)
+                ]
+                self.tracer.record(record, ctx.started_ns, attempts)
         except Exception:
             log.exception("could not record request %s", ctx.trace_id)
 
