@@ -38,7 +38,8 @@ def test_readme_llamaindex_example_runs(gateway: GatewayServer, openai_emulator:
 def test_json_configs_in_docs_are_valid(doc: str) -> None:
     registry = ProviderRegistry()
     parser = ConfigParser(
-        lambda p: None if registry.get(p) else registry.unknown_provider_message(p), HostPolicy(["127.0.0.1"]).check_url
+        lambda p: None if registry.get(p) else registry.unknown_provider_message(p),
+        HostPolicy(["127.0.0.1"]).check_url,
     )
     configs = [orjson.loads(b) for b in blocks(ROOT / "docs" / doc, "json") if '"provider"' in b]
     assert configs
