@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import redis.asyncio
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -14,6 +15,7 @@ from starlette.routing import Route
 
 from wayport import __version__
 from wayport.cache import MemoryBackend, RedisBackend, ResponseCache
+from wayport.control import ControlState, create_control_app
 from wayport.gateway.breaker_redis import RedisCircuitBreakers
 from wayport.gateway.caching import GatewayCache
 from wayport.gateway.dataplane import Gateway
@@ -22,7 +24,7 @@ from wayport.gateway.retry import RetryRunner
 from wayport.gateway.upstream import UpstreamClient
 from wayport.observability.metrics import CONTENT_TYPE, Metrics
 from wayport.observability.pricing import Pricer
-from wayport.observability.record import BodyLogMode
+from wayport.observability.record import BodyLogMode, LogRecord
 from wayport.observability.recorder import BodyPolicy, RequestRecorder
 from wayport.observability.tracing import tracer_from_environment
 from wayport.observability.writer import LogWriter
@@ -32,10 +34,13 @@ from wayport.security.auth import AllowAll, Authenticator
 from wayport.security.ssrf import HostPolicy
 from wayport.settings import Settings
 from wayport.store.engine import create_engine
+from wayport.store.feedback import FeedbackRepository
 from wayport.store.logs import LogRepository
 from wayport.store.migrate import upgrade
 
 Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
+# Control-plane paths, served by the FastAPI app of wayport.control (the rest of /v1 is data plane).
+CONTROL_PREFIXES = ("/v1/logs", "/v1/feedback", "/v1/analytics", "/v1/cache", "/v1/control/")
 
 
 class WayportApp:
@@ -66,6 +71,7 @@ class WayportApp:
         )
         self.engine: AsyncEngine | None = None
         self.writer: LogWriter | None = None
+        self._control: FastAPI | None = None
         policy = HostPolicy(settings.trusted_hosts)
         self.upstream = UpstreamClient(settings, policy)
         self.gateway = Gateway(
@@ -99,6 +105,9 @@ class WayportApp:
                 if handler is not None:
                     await handler(scope, receive, send)
                     return
+            if path.startswith(CONTROL_PREFIXES):
+                await self._control_plane(scope, receive, send)
+                return
             if path.startswith("/v1/"):
                 await self.gateway.proxy(scope, receive, send)
                 return
@@ -111,6 +120,17 @@ class WayportApp:
         self.engine = create_engine(settings.database_url, settings.data_dir)
         await upgrade(self.engine)
         self.logs = LogRepository(self.engine)
+        self._control = create_control_app(
+            ControlState(
+                logs=self.logs,
+                feedback=FeedbackRepository(self.engine),
+                submit=self._submit_log,
+                clear_cache=self._clear_cache,
+                pricer=self.recorder.pricer,
+                body_mode=BodyLogMode(settings.log_bodies),
+                max_body_bytes=settings.max_body_bytes,
+            )
+        )
         self.writer = LogWriter(self.logs.insert_many, spool_path=settings.data_dir / "spool" / "logs.jsonl")
         await self.writer.start()
         self.recorder.writer = self.writer if settings.log_requests else None
@@ -132,6 +152,22 @@ class WayportApp:
 
     async def _health(self, request: Request) -> Response:
         return JSONResponse({"status": "ok", "version": __version__})
+
+    async def _control_plane(self, scope: Scope, receive: Receive, send: Send) -> None:
+        control = self._control
+        if control is None:  # before start-up finished
+            await JSONResponse({"status": "failure", "message": "Wayport is starting"}, status_code=503)(
+                scope, receive, send
+            )
+            return
+        await control(scope, receive, send)
+
+    def _submit_log(self, record: LogRecord) -> bool:
+        return self.writer.submit(record) if self.writer is not None else False
+
+    async def _clear_cache(self, namespace: str | None) -> int:
+        cache = self.cache.cache
+        return await cache.delete_namespace(namespace) if namespace else await cache.clear()
 
     async def _metrics(self, request: Request) -> Response:
         writer = self.writer

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 import uvicorn
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from wayport.control.export import ExportFormat, write_export
+from wayport.control.local_store import StoreUnavailable, describe_store, is_head, open_store, upgrade_store
+from wayport.control.tail import LogTail, log_rows, parse_moment
 from wayport.settings import Settings, SettingsError
+from wayport.store.filters import LogFilters
+from wayport.store.logs import LogRepository
 
 cli = typer.Typer(
     help="Wayport: an open, self-hosted AI gateway, wire-compatible with Portkey.", no_args_is_help=True
@@ -42,6 +51,11 @@ def serve(
     except SettingsError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
+    # Migrate once here, before the workers start (each worker checks again, a no-op by then).
+    try:
+        asyncio.run(upgrade_store(settings))
+    except StoreUnavailable as exc:
+        _fail(str(exc))
     typer.echo(f"Wayport listening on http://{settings.host}:{settings.port} (data in {settings.data_dir})")
     uvicorn.run(
         "wayport.app:create_app",
@@ -56,6 +70,194 @@ def serve(
         access_log=False,
         server_header=False,
     )
+
+
+db_cli = typer.Typer(help="The store: schema migrations.", no_args_is_help=True)
+logs_cli = typer.Typer(help="Request logs: follow them, export them.", no_args_is_help=True)
+cli.add_typer(db_cli, name="db")
+cli.add_typer(logs_cli, name="logs")
+
+Since = Annotated[str, typer.Option(help="Logs from this long ago (10m, 2h, 1d) or an ISO 8601 time")]
+Until = Annotated[str | None, typer.Option(help="Logs before this time (a duration ago or ISO 8601)")]
+Provider = Annotated[list[str] | None, typer.Option("--provider", help="Only this provider (repeatable)")]
+Model = Annotated[list[str] | None, typer.Option("--model", help="Only this model, requested or served")]
+Status = Annotated[list[str] | None, typer.Option("--status", help="Status code or class: 200, 429, 4xx")]
+CacheStatus = Annotated[list[str] | None, typer.Option("--cache-status", help="HIT, MISS, DISABLED, ...")]
+TraceId = Annotated[str | None, typer.Option("--trace-id", help="Only this trace")]
+User = Annotated[str | None, typer.Option("--user", help="Only this metadata._user")]
+Metadata = Annotated[list[str] | None, typer.Option("--metadata", help="key=value a log's metadata holds")]
+
+
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Create the store or migrate it to the latest schema, and print its revision."""
+    settings = _settings()
+    try:
+        before, after = asyncio.run(upgrade_store(settings))
+    except StoreUnavailable as exc:
+        _fail(str(exc))
+    latest = " (latest)" if is_head(after) else ""
+    where = describe_store(settings)
+    if before == after:
+        typer.echo(f"{where}: already at revision {after}{latest}")
+    else:
+        typer.echo(f"{where}: upgraded from {before or 'an empty database'} to revision {after}{latest}")
+
+
+@logs_cli.command("tail")
+def logs_tail(
+    since: Since = "10m",
+    interval: Annotated[float, typer.Option(min=0.05, help="Seconds between two looks at the store")] = 1.0,
+    once: Annotated[bool, typer.Option("--once", help="Print the logs there are now, then exit")] = False,
+    provider: Provider = None,
+    model: Model = None,
+    status: Status = None,
+    cache_status: CacheStatus = None,
+    trace_id: TraceId = None,
+    user: User = None,
+    metadata: Metadata = None,
+) -> None:
+    """Follow new request logs as a table: time, trace, provider, model, status, latency, tokens, cost.
+
+    Reads the store directly (settings as for `wayport serve`); Ctrl-C stops.
+    """
+    settings = _settings()
+    start = _moment("--since", since)
+    filters = _filters(None, provider, model, status, cache_status, trace_id, user, metadata)
+    console = Console() if Console().is_terminal else Console(width=200)
+    try:
+        asyncio.run(_tail(settings, start, filters, interval, once, console))
+    except StoreUnavailable as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        pass
+
+
+async def _tail(
+    settings: Settings, since: datetime, filters: LogFilters, interval: float, once: bool, console: Console
+) -> None:
+    engine = await open_store(settings)
+    try:
+        tail = LogTail(LogRepository(engine), since, filters)
+        console.print(log_rows([], header=True))
+        shown = 0
+        while True:
+            async for batch in tail.poll():
+                console.print(log_rows(batch))
+                shown += len(batch)
+            if once:
+                break
+            await asyncio.sleep(interval)
+        if not shown:
+            console.print(f"(no logs since {since.isoformat(timespec='seconds')})", style="dim")
+    finally:
+        await engine.dispose()
+
+
+@logs_cli.command("export")
+def logs_export(
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write", dir_okay=False)],
+    format: Annotated[ExportFormat, typer.Option("--format", help="jsonl or csv")] = ExportFormat.JSONL,
+    since: Annotated[str | None, typer.Option(help="Logs from this long ago (10m, 2d) or ISO 8601")] = None,
+    until: Until = None,
+    provider: Provider = None,
+    model: Model = None,
+    status: Status = None,
+    cache_status: CacheStatus = None,
+    trace_id: TraceId = None,
+    user: User = None,
+    metadata: Metadata = None,
+    bodies: Annotated[
+        bool, typer.Option("--bodies/--no-bodies", help="Include request and response bodies")
+    ] = True,
+) -> None:
+    """Export the matching logs, oldest first, to a JSONL or CSV file, with a progress bar."""
+    settings = _settings()
+    window = LogFilters(
+        since=_moment("--since", since) if since else None, until=_moment("--until", until) if until else None
+    )
+    filters = _filters(window, provider, model, status, cache_status, trace_id, user, metadata)
+    try:
+        written = asyncio.run(_export(settings, filters, format, output, bodies))
+    except StoreUnavailable as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot write {output}: {exc.strerror or exc}")
+    typer.echo(f"exported {written} logs to {output}")
+
+
+async def _export(
+    settings: Settings, filters: LogFilters, fmt: ExportFormat, output: Path, bodies: bool
+) -> int:
+    engine = await open_store(settings)
+    try:
+        repo = LogRepository(engine)
+        total = await repo.count(filters)
+        columns = (TextColumn("exporting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=Console(stderr=True)) as progress:
+            task = progress.add_task("export", total=total)
+            return await write_export(
+                repo,
+                filters,
+                fmt,
+                output,
+                include_bodies=bodies,
+                on_progress=lambda n: progress.advance(task, n),
+            )
+    finally:
+        await engine.dispose()
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.load()
+    except SettingsError as exc:
+        _fail(str(exc), code=2)
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _moment(option: str, text: str) -> datetime:
+    try:
+        return parse_moment(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
+
+
+def _filters(
+    base: LogFilters | None,
+    provider: list[str] | None,
+    model: list[str] | None,
+    status: list[str] | None,
+    cache_status: list[str] | None,
+    trace_id: str | None,
+    user: str | None,
+    metadata: list[str] | None,
+) -> LogFilters:
+    pairs: dict[str, str] = {}
+    for item in metadata or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{item!r} is not key=value", param_hint="--metadata")
+        pairs[key] = value
+    base = base or LogFilters()
+    try:
+        return LogFilters(
+            since=base.since,
+            until=base.until,
+            provider=provider or None,
+            model=model or None,
+            status=status or None,
+            cache_status=cache_status or None,
+            trace_id=trace_id,
+            user=user,
+            metadata=pairs,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--status") from None
 
 
 def main() -> None:

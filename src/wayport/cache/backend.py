@@ -34,8 +34,8 @@ class CacheBackend(Protocol):
         """Remove every entry stored under ``namespace``; return how many were removed."""
         ...
 
-    async def clear(self) -> None:
-        """Remove every entry of this cache (and nothing else)."""
+    async def clear(self) -> int:
+        """Remove every entry of this cache (and nothing else); returns how many keys went."""
         ...
 
     async def close(self) -> None:

@@ -86,10 +86,12 @@ class MemoryBackend:
             self._remove(key)
         return removed
 
-    async def clear(self) -> None:
+    async def clear(self) -> int:
+        count = len(self._records)
         self._records.clear()
         self._namespaces.clear()
         self._bytes = 0
+        return count
 
     async def close(self) -> None:
         await self.clear()

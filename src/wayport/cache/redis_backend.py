@@ -113,19 +113,21 @@ class RedisBackend:
             raise CacheUnavailable(f"redis namespace delete failed: {exc}") from exc
         return removed
 
-    async def clear(self) -> None:
+    async def clear(self) -> int:
         pattern = _glob_escape(self.prefix) + "*"
+        removed = 0
         try:
             batch: list[Any] = []
             async for name in self.client.scan_iter(match=pattern, count=1000):
                 batch.append(name)
                 if len(batch) >= _BATCH:
-                    await self.client.unlink(*batch)
+                    removed += await self.client.unlink(*batch)
                     batch = []
             if batch:
-                await self.client.unlink(*batch)
+                removed += await self.client.unlink(*batch)
         except (RedisError, OSError) as exc:
             raise CacheUnavailable(f"redis clear failed: {exc}") from exc
+        return removed
 
     async def close(self) -> None:
         if self._owns_client:

@@ -157,9 +157,9 @@ class ResponseCache:
         """``DELETE /v1/cache`` for one namespace; returns how many entries went."""
         return await self.backend.delete_namespace(namespace)
 
-    async def clear(self) -> None:
-        """``DELETE /v1/cache`` for everything."""
-        await self.backend.clear()
+    async def clear(self) -> int:
+        """``DELETE /v1/cache`` for everything; returns how many keys went."""
+        return await self.backend.clear()
 
     async def close(self) -> None:
         await self.backend.close()

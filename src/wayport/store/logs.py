@@ -176,6 +176,14 @@ class LogRepository:
             return statement.order_by(_C.created_at.desc(), _C.id.desc())
         return statement.order_by(_C.created_at.asc(), _C.id.asc())
 
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    def conditions(self, filters: LogFilters) -> list[ColumnElement[bool]]:
+        """The WHERE conditions of ``filters`` (analytics builds its own queries on them)."""
+        return self._conditions(filters)
+
     def _conditions(self, filters: LogFilters) -> list[ColumnElement[bool]]:
         conditions: list[ColumnElement[bool]] = []
         if filters.since is not None:
