@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -134,3 +135,10 @@ def test_chaos_every_request_ends_well(
     assert summary["successes"] >= REQUESTS * 0.98
     assert summary["rescued_by_fallback"] > 0 and summary["rescued_by_retry"] > 0
     assert latencies[-1] < 10
+    # ... and none is lost from the logs
+    db = sqlite3.connect(chaos_gateway.app.settings.data_dir / "wayport.db")
+    deadline = time.monotonic() + 10
+    while db.execute("select count(*) from logs").fetchone()[0] < REQUESTS and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert db.execute("select count(*) from logs").fetchone()[0] == REQUESTS
+    db.close()

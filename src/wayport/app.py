@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 
 import redis.asyncio
 from fastapi import FastAPI
@@ -23,7 +26,7 @@ from wayport.gateway.reply import Receive, Scope, Send
 from wayport.gateway.retry import RetryRunner
 from wayport.gateway.upstream import UpstreamClient
 from wayport.observability.metrics import CONTENT_TYPE, Metrics
-from wayport.observability.pricing import Pricer
+from wayport.observability.pricing import PriceOverride, Pricer
 from wayport.observability.record import BodyLogMode, LogRecord
 from wayport.observability.recorder import BodyPolicy, RequestRecorder
 from wayport.observability.tracing import tracer_from_environment
@@ -37,6 +40,8 @@ from wayport.store.engine import create_engine
 from wayport.store.feedback import FeedbackRepository
 from wayport.store.logs import LogRepository
 from wayport.store.migrate import upgrade
+
+log = logging.getLogger("wayport")
 
 Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 # Control-plane paths, served by the FastAPI app of wayport.control (the rest of /v1 is data plane).
@@ -64,7 +69,7 @@ class WayportApp:
         # The writer joins at start-up, once the store is open.
         self.recorder = RequestRecorder(
             None,
-            Pricer(),
+            Pricer({model: PriceOverride.from_mapping(v) for model, v in settings.prices.items()}),
             self.metrics,
             BodyPolicy(BodyLogMode(settings.log_bodies), settings.log_body_limit),
             tracer=tracer_from_environment(),
@@ -136,9 +141,16 @@ class WayportApp:
         self.recorder.writer = self.writer if settings.log_requests else None
         self.recorder.pricer.warm()
         await self.upstream.start()
+        retention = (
+            asyncio.create_task(self._prune_logs(settings.log_retention_days), name="wayport-log-retention")
+            if settings.log_retention_days
+            else None
+        )
         try:
             yield
         finally:
+            if retention is not None:
+                retention.cancel()
             await self.upstream.close()
             # Flush the logs of every answered request before the process goes (SIGTERM included).
             self.recorder.writer = None
@@ -161,6 +173,17 @@ class WayportApp:
             )
             return
         await control(scope, receive, send)
+
+    async def _prune_logs(self, days: int) -> None:
+        """Delete logs older than the retention period, now and every hour."""
+        while True:
+            try:
+                deleted = await self.logs.delete_before(datetime.now(UTC) - timedelta(days=days))
+                if deleted:
+                    log.info("deleted %d logs older than %d days", deleted, days)
+            except Exception:
+                log.exception("log retention failed; trying again in an hour")
+            await asyncio.sleep(3600)
 
     def _submit_log(self, record: LogRecord) -> bool:
         return self.writer.submit(record) if self.writer is not None else False

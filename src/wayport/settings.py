@@ -47,6 +47,10 @@ class Settings:
     # request and response bodies in the logs: full, truncated (to log_body_limit bytes) or off
     log_bodies: str = "truncated"
     log_body_limit: int = 64 * 1024
+    # logs older than this many days are deleted (hourly); None keeps them forever
+    log_retention_days: int | None = None
+    # per-model prices for private deployments, USD per million tokens (settings file [prices.<model>])
+    prices: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # the in-process response cache (when no Redis is configured)
     cache_max_bytes: int = 128 * 1024 * 1024
     log_level: str = "info"
@@ -138,6 +142,27 @@ def _coerce(name: str, raw: Any) -> Any:
             return seconds
     except (TypeError, ValueError):
         raise SettingsError(f"setting '{name}' has the invalid value {raw!r}") from None
+    if name == "log_retention_days":
+        if raw in (None, ""):
+            return None
+        try:
+            days = int(raw)
+        except (TypeError, ValueError):
+            days = 0
+        if days < 1:
+            raise SettingsError(f"setting 'log_retention_days' must be a whole number of days, got {raw!r}")
+        return days
+    if name == "prices":
+        if not isinstance(raw, Mapping):
+            raise SettingsError("setting 'prices' must be a table of model = {input = ..., output = ...}")
+        from wayport.observability.pricing import PriceOverride
+
+        for model, values in raw.items():
+            try:
+                PriceOverride.from_mapping(values)
+            except (ValueError, TypeError, AttributeError) as exc:
+                raise SettingsError(f"prices.{model}: {exc}") from None
+        return {str(k): dict(v) for k, v in raw.items()}
     if name == "log_requests":
         if isinstance(raw, bool):
             return raw
