@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import redis.asyncio
 from fastapi import FastAPI
@@ -18,7 +19,10 @@ from starlette.routing import Route
 
 from wayport import __version__
 from wayport.cache import MemoryBackend, RedisBackend, ResponseCache
+from wayport.cache.local_embedder import local_semantic_cache
+from wayport.catalog import CatalogError, CatalogState, configs_router, prompts_router
 from wayport.control import ControlState, create_control_app
+from wayport.errors import GatewayError
 from wayport.gateway.breaker_redis import RedisCircuitBreakers
 from wayport.gateway.caching import GatewayCache
 from wayport.gateway.dataplane import Gateway
@@ -45,7 +49,17 @@ log = logging.getLogger("wayport")
 
 Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 # Control-plane paths, served by the FastAPI app of wayport.control (the rest of /v1 is data plane).
-CONTROL_PREFIXES = ("/v1/logs", "/v1/feedback", "/v1/analytics", "/v1/cache", "/v1/control/")
+CONTROL_PREFIXES = (
+    "/v1/logs",
+    "/v1/feedback",
+    "/v1/analytics",
+    "/v1/cache",
+    "/v1/control/",
+    "/v1/configs",
+    "/v1/prompts",
+    "/v1/collections",
+)
+CHANGES_CHANNEL = "wayport:catalog:changes"
 
 
 class WayportApp:
@@ -64,7 +78,11 @@ class WayportApp:
         backend = (
             RedisBackend(self.redis) if self.redis is not None else MemoryBackend(settings.cache_max_bytes)
         )
-        self.cache = GatewayCache(ResponseCache(backend))
+        responses = ResponseCache(backend)
+        # Semantic mode uses the local model of the `semantic` extra when it is installed (loaded by
+        # the first semantic request); without it, semantic configs are served by exact matching.
+        semantic = local_semantic_cache(responses, settings.semantic_cache_threshold)
+        self.cache = GatewayCache(responses, semantic)
         self.metrics = Metrics()
         # The writer joins at start-up, once the store is open.
         self.recorder = RequestRecorder(
@@ -110,6 +128,14 @@ class WayportApp:
                 if handler is not None:
                     await handler(scope, receive, send)
                     return
+            if (
+                scope["method"] == "POST"
+                and path.startswith("/v1/prompts/")
+                and path.endswith("/completions")
+            ):
+                ref = path[len("/v1/prompts/") : -len("/completions")]
+                await self.gateway.prompt_completions(scope, receive, send, ref)
+                return
             if path.startswith(CONTROL_PREFIXES):
                 await self._control_plane(scope, receive, send)
                 return
@@ -125,6 +151,16 @@ class WayportApp:
         self.engine = create_engine(settings.database_url, settings.data_dir)
         await upgrade(self.engine)
         self.logs = LogRepository(self.engine)
+        self.catalog = CatalogState.create(
+            self.engine,
+            check_provider=self.gateway._provider_problem,
+            check_host=self.gateway.policy.check_url,
+            on_config_change=self._config_changed,
+            on_prompt_change=self._prompt_changed,
+        )
+        await self.catalog.start()
+        self.gateway.saved_configs = self.catalog.resolver
+        self.gateway.prompts = self._render_prompt
         self._control = create_control_app(
             ControlState(
                 logs=self.logs,
@@ -135,6 +171,16 @@ class WayportApp:
                 body_mode=BodyLogMode(settings.log_bodies),
                 max_body_bytes=settings.max_body_bytes,
             )
+        )
+        self._control.include_router(configs_router(self.catalog))
+        self._control.include_router(prompts_router(self.catalog))
+        # Other nodes learn of saved-config and prompt changes through Redis (or by re-reading).
+        changes = (
+            asyncio.create_task(self._follow_changes(), name="wayport-catalog-changes")
+            if self.redis is not None
+            else asyncio.create_task(self.catalog.reload_every(5.0), name="wayport-catalog-reload")
+            if settings.workers > 1
+            else None
         )
         self.writer = LogWriter(self.logs.insert_many, spool_path=settings.data_dir / "spool" / "logs.jsonl")
         await self.writer.start()
@@ -149,8 +195,9 @@ class WayportApp:
         try:
             yield
         finally:
-            if retention is not None:
-                retention.cancel()
+            for task in (retention, changes):
+                if task is not None:
+                    task.cancel()
             await self.upstream.close()
             # Flush the logs of every answered request before the process goes (SIGTERM included).
             self.recorder.writer = None
@@ -173,6 +220,43 @@ class WayportApp:
             )
             return
         await control(scope, receive, send)
+
+    async def _render_prompt(
+        self, ref: str, body: dict[str, Any]
+    ) -> tuple[dict[str, Any], str, dict[str, Any]]:
+        try:
+            return await self.catalog.render_for_completion(ref, body)
+        except CatalogError as exc:
+            raise GatewayError(exc.message, status=exc.status, errors=exc.errors or None) from None
+
+    async def _config_changed(self, slug: str) -> None:
+        if self.redis is not None:
+            await self.redis.publish(CHANGES_CHANNEL, b"config:" + slug.encode())
+
+    async def _prompt_changed(self, key: str) -> None:
+        if self.redis is not None:
+            await self.redis.publish(CHANGES_CHANNEL, b"prompt:" + key.encode())
+
+    async def _follow_changes(self) -> None:
+        """Apply saved-config and prompt changes announced by other nodes."""
+        assert self.redis is not None
+        while True:
+            try:
+                async with self.redis.pubsub() as pubsub:
+                    await pubsub.subscribe(CHANGES_CHANNEL)
+                    async for message in pubsub.listen():
+                        if message.get("type") != "message":
+                            continue
+                        kind, _, key = bytes(message["data"]).decode().partition(":")
+                        if kind == "config":
+                            await self.catalog.resolver.refresh(key)
+                        else:
+                            await self.catalog.renderer.refresh(key)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("lost the catalog change channel; reconnecting in a second")
+                await asyncio.sleep(1)
 
     async def _prune_logs(self, days: int) -> None:
         """Delete logs older than the retention period, now and every hour."""

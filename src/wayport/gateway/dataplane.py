@@ -12,10 +12,10 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
@@ -64,6 +64,19 @@ ALLOWED_CONTENT_TYPES = ("application/json", "multipart/form-data", "audio/")
 PROXY_DROPPED_HEADERS = frozenset(
     {b"host", b"content-length", b"authorization", b"connection", b"expect", b"accept-encoding", b"cookie"}
 )
+
+
+class SavedConfigs(Protocol):
+    """Where saved configs come from (the catalog's resolver): memory, never the store."""
+
+    @property
+    def version(self) -> int: ...
+
+    def resolve(self, slug: str) -> dict[str, Any] | None: ...
+
+
+# Renders a prompt reference and request body into (OpenAI request, "chat" | "complete", prompt info).
+PromptRenderer = Callable[[str, dict[str, Any]], Awaitable[tuple[dict[str, Any], str, dict[str, Any]]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +128,10 @@ class Gateway:
         self.router = Router(breakers=breakers)
         self.cache = cache
         self.recorder = recorder
+        # Saved configs (``x-portkey-config: pc-...``) and prompt templates, from the catalog.
+        self.saved_configs: SavedConfigs | None = None
+        self.prompts: PromptRenderer | None = None
+        self._saved_plan = lru_cache(maxsize=1024)(self._parse_saved)
         self.max_body_bytes = settings.max_body_bytes
         self.timeouts = settings
         self.configs = ConfigParser(self._provider_problem, policy.check_url)
@@ -139,17 +156,7 @@ class Gateway:
             if messages:
                 native, model = raw, str(body.get("model") or "")
                 body, raw = request_to_openai(body), None
-            stream = body.get("stream") is True
-            ctx.stream = stream
-            plan = self._plan(headers)
-            ctx.plan = plan
-            ctx.metadata = headers.metadata()
-            await self.authenticator.authenticate(ctx, headers)
-            call = Call(endpoint, headers, body, raw, stream, native)
-            route = RouteInput(ctx.metadata, body, scope["path"])
-            reply = await self.router.walk(
-                plan.root, lambda leaf, spare: self._call_leaf(ctx, call, plan, leaf, spare), route
-            )
+            reply = await self._serve(scope, ctx, headers, Call(endpoint, headers, body, raw, False, native))
         except GatewayError as exc:
             reply = Reply.from_error(exc)
         except Exception:
@@ -157,6 +164,52 @@ class Gateway:
         if messages and not reply.native:
             reply = reply_to_messages(reply, model)
         await self._respond(ctx, reply, send, receive)
+
+    async def prompt_completions(self, scope: Scope, receive: Receive, send: Send, ref: str) -> None:
+        """POST /v1/prompts/{ref}/completions: render a saved prompt, then run it like any request,
+        with the request's fields over the template's."""
+        headers = RequestHeaders.parse(scope["headers"])
+        ctx = self._context(Endpoint.CHAT, headers)
+        try:
+            if self.prompts is None:
+                raise GatewayError(
+                    "Prompt templates are not available yet (the store is starting)", status=503
+                )
+            raw = await self._read_body(receive, headers)
+            ctx.request_body = raw
+            body, kind, prompt = await self.prompts(ref, _parse_json_object(raw or b"{}"))
+            endpoint = Endpoint.COMPLETE if kind == "complete" else Endpoint.CHAT
+            ctx.endpoint = endpoint
+            extra = {f"_{k}": v for k, v in prompt.items() if k.startswith("prompt") and v is not None}
+            reply = await self._serve(scope, ctx, headers, Call(endpoint, headers, body, None, False), extra)
+        except GatewayError as exc:
+            reply = Reply.from_error(exc)
+        except Exception:
+            reply = _unexpected(ctx)
+        await self._respond(ctx, reply, send, receive)
+
+    async def _serve(
+        self,
+        scope: Scope,
+        ctx: RequestContext,
+        headers: RequestHeaders,
+        call: Call,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Reply:
+        """Route a parsed request through the plan (the common part of every data-plane route)."""
+        stream = call.body.get("stream") is True
+        call = replace(call, stream=stream)
+        ctx.stream = stream
+        plan = self._plan(headers)
+        ctx.plan = plan
+        ctx.metadata = headers.metadata()
+        if metadata:
+            ctx.metadata.update(metadata)
+        await self.authenticator.authenticate(ctx, headers)
+        route = RouteInput(ctx.metadata, call.body, scope["path"])
+        return await self.router.walk(
+            plan.root, lambda leaf, spare: self._call_leaf(ctx, call, plan, leaf, spare), route
+        )
 
     async def proxy(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Any other /v1/* path: forwarded to the provider's base URL as it is (Portkey's proxy route)."""
@@ -239,6 +292,8 @@ class Gateway:
     def _plan(self, headers: RequestHeaders) -> ConfigPlan:
         raw = headers.portkey.get("config")
         if raw:
+            if self.saved_configs is not None and not raw.lstrip().startswith("{"):
+                return self._saved_plan(raw.strip(), self.saved_configs.version)
             return self.configs.parse_header(raw)
         provider = headers.portkey.get("provider")
         if not provider:
@@ -247,6 +302,14 @@ class Gateway:
         if problem:
             raise BadRequest(problem)
         return _HEADER_PLAN
+
+    def _parse_saved(self, slug: str, version: int) -> ConfigPlan:
+        # ``version`` is part of the cache key: a saved config that changes is parsed again.
+        assert self.saved_configs is not None
+        config = self.saved_configs.resolve(slug)
+        if config is None:
+            raise BadRequest(f"Config '{slug}' was not found; save it with POST /v1/configs or send the JSON")
+        return self.configs.parse(config)
 
     def _provider_problem(self, name: str) -> str | None:
         return None if self.registry.get(name) is not None else self.registry.unknown_provider_message(name)

@@ -19,11 +19,13 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Float,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -152,3 +154,157 @@ class FeedbackRow(Base):
         CheckConstraint("value >= -10 AND value <= 10", name="value_range"),
         CheckConstraint("weight >= 0 AND weight <= 1", name="weight_range"),
     )
+
+
+# -- saved configs and prompt templates (wayport.catalog) -------------------------------------------
+# Each versioned object keeps ``current_version``, the newest version number: a writer bumps it with
+# one conditional UPDATE and inserts the version row under that number, so concurrent writers get
+# distinct numbers; the (owner, version) unique constraint is the backstop.
+
+
+class ConfigRow(Base):
+    """A saved gateway config (``pc-...``); its content lives in :class:`ConfigVersionRow`."""
+
+    __tablename__ = "configs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    slug: Mapped[str] = mapped_column(String(255), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    workspace_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    is_default: Mapped[bool] = mapped_column(Boolean)
+    # active | archived (a deleted config is archived: its slug is never reused)
+    status: Mapped[str] = mapped_column(String(16))
+    current_version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ConfigVersionRow(Base):
+    """One immutable version of a saved config."""
+
+    __tablename__ = "config_versions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    config_id: Mapped[str] = mapped_column(String(36), ForeignKey("configs.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    config: Mapped[dict[str, Any]] = mapped_column(_json())
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (UniqueConstraint("config_id", "version"),)
+
+
+class PromptCollectionRow(Base):
+    """A folder of prompts and partials; each workspace has a default one."""
+
+    __tablename__ = "prompt_collections"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    slug: Mapped[str] = mapped_column(String(255), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    workspace_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    parent_collection_id: Mapped[str | None] = mapped_column(String(36))
+    is_default: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PromptRow(Base):
+    """A prompt template (``pp-...``): versions, a default (published) version and labels."""
+
+    __tablename__ = "prompts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    slug: Mapped[str] = mapped_column(String(255), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    collection_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("prompt_collections.id", ondelete="RESTRICT"), index=True
+    )
+    workspace_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    current_version: Mapped[int] = mapped_column(Integer)
+    default_version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PromptVersionRow(Base):
+    """One immutable version of a prompt: the template, its model and hyperparameters."""
+
+    __tablename__ = "prompt_versions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    prompt_id: Mapped[str] = mapped_column(String(36), ForeignKey("prompts.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    # chat templates hold the messages as JSON text
+    string: Mapped[str] = mapped_column(Text)
+    parameters: Mapped[dict[str, Any]] = mapped_column(_json())
+    model: Mapped[str | None] = mapped_column(String(255))
+    provider: Mapped[str | None] = mapped_column(String(64))
+    virtual_key: Mapped[str | None] = mapped_column(String(255))
+    functions: Mapped[list[Any] | None] = mapped_column(_json())
+    tools: Mapped[list[Any] | None] = mapped_column(_json())
+    tool_choice: Mapped[Any | None] = mapped_column(_json())
+    template_metadata: Mapped[dict[str, Any]] = mapped_column(_json())
+    description: Mapped[str | None] = mapped_column(Text)
+    is_raw_template: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (UniqueConstraint("prompt_id", "version"),)
+
+
+class PromptLabelRow(Base):
+    """A label (``production``, ``staging``, custom) pointing at one version of one prompt."""
+
+    __tablename__ = "prompt_labels"
+
+    prompt_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("prompts.id", ondelete="CASCADE"), primary_key=True
+    )
+    label: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PromptPartialRow(Base):
+    """A reusable template piece, included as ``{{>slug}}`` or ``{{>name}}``; versioned like prompts."""
+
+    __tablename__ = "prompt_partials"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    slug: Mapped[str] = mapped_column(String(255), unique=True)
+    name: Mapped[str] = mapped_column(String(255), index=True)
+    collection_id: Mapped[str | None] = mapped_column(String(36))
+    workspace_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    current_version: Mapped[int] = mapped_column(Integer)
+    default_version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PromptPartialVersionRow(Base):
+    """One immutable version of a partial."""
+
+    __tablename__ = "prompt_partial_versions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    partial_id: Mapped[str] = mapped_column(String(36), ForeignKey("prompt_partials.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    string: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (UniqueConstraint("partial_id", "version"),)
+
+
+__all__ += [
+    "ConfigRow",
+    "ConfigVersionRow",
+    "PromptCollectionRow",
+    "PromptLabelRow",
+    "PromptPartialRow",
+    "PromptPartialVersionRow",
+    "PromptRow",
+    "PromptVersionRow",
+]
