@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from datetime import datetime
 from pathlib import Path
@@ -12,10 +13,15 @@ import typer
 import uvicorn
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from wayport.catalog import CatalogError, ConfigRepository, SavedConfig
 from wayport.control.export import ExportFormat, write_export
 from wayport.control.local_store import StoreUnavailable, describe_store, is_head, open_store, upgrade_store
 from wayport.control.tail import LogTail, log_rows, parse_moment
+from wayport.providers import ProviderRegistry
+from wayport.security.ssrf import HostPolicy
 from wayport.settings import Settings, SettingsError
 from wayport.store.filters import LogFilters
 from wayport.store.logs import LogRepository
@@ -76,6 +82,94 @@ db_cli = typer.Typer(help="The store: schema migrations.", no_args_is_help=True)
 logs_cli = typer.Typer(help="Request logs: follow them, export them.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(logs_cli, name="logs")
+configs_cli = typer.Typer(
+    help="Saved configs: list, show, apply from a file (keep them in git).", no_args_is_help=True
+)
+cli.add_typer(configs_cli, name="configs")
+
+
+def _config_repository(engine: AsyncEngine, settings: Settings) -> ConfigRepository:
+    registry = ProviderRegistry(settings.base_urls)
+
+    def problem(name: str) -> str | None:
+        return None if registry.get(name) is not None else registry.unknown_provider_message(name)
+
+    return ConfigRepository(engine, problem, HostPolicy(settings.trusted_hosts).check_url)
+
+
+@configs_cli.command("list")
+def configs_list() -> None:
+    """The saved configs as a table."""
+    settings = _settings()
+
+    async def run() -> list[SavedConfig]:
+        engine = await _open(settings)
+        try:
+            return await _config_repository(engine, settings).list()
+        finally:
+            await engine.dispose()
+
+    table = Table("slug", "name", "version", "status", "updated (UTC)")
+    for saved in asyncio.run(run()):
+        table.add_row(
+            saved.slug, saved.name, str(saved.version), saved.status, f"{saved.updated_at:%Y-%m-%d %H:%M}"
+        )
+    Console().print(table)
+
+
+@configs_cli.command("show")
+def configs_show(slug: str) -> None:
+    """One saved config as JSON."""
+    settings = _settings()
+
+    async def run() -> SavedConfig | None:
+        engine = await _open(settings)
+        try:
+            return await _config_repository(engine, settings).get(slug)
+        finally:
+            await engine.dispose()
+
+    saved = asyncio.run(run())
+    if saved is None:
+        _fail(f"no saved config '{slug}'; `wayport configs list` shows them")
+    typer.echo(json.dumps(saved.config, indent=2))
+
+
+@configs_cli.command("apply")
+def configs_apply(
+    file: Annotated[Path, typer.Argument(help="JSON file with the config; its name is the slug")],
+    slug: Annotated[str | None, typer.Option(help="slug to save under [default: the file name]")] = None,
+    name: Annotated[str | None, typer.Option(help="display name [default: the slug]")] = None,
+) -> None:
+    """Save FILE as a config (a new version when it changed), validated like the gateway does."""
+    settings = _settings()
+    try:
+        config = json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot read {file}: {exc}")
+    key = slug or file.stem
+
+    async def run() -> tuple[SavedConfig, bool]:
+        engine = await _open(settings)
+        try:
+            return await _config_repository(engine, settings).apply(key, name or key, config)
+        finally:
+            await engine.dispose()
+
+    try:
+        saved, changed = asyncio.run(run())
+    except CatalogError as exc:
+        _fail("; ".join([exc.message, *exc.errors]))
+    verb = "saved as version" if changed else "unchanged at version"
+    typer.echo(f"{saved.slug}: {verb} {saved.version}")
+
+
+async def _open(settings: Settings) -> AsyncEngine:
+    try:
+        return await open_store(settings)
+    except StoreUnavailable as exc:
+        _fail(str(exc))
+
 
 Since = Annotated[str, typer.Option(help="Logs from this long ago (10m, 2h, 1d) or an ISO 8601 time")]
 Until = Annotated[str | None, typer.Option(help="Logs before this time (a duration ago or ISO 8601)")]

@@ -1,0 +1,49 @@
+"""`wayport configs list|show|apply`: configs kept in git, applied to the store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from wayport.cli import cli
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("WAYPORT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("WAYPORT_DATABASE_URL", raising=False)
+    assert CliRunner().invoke(cli, ["db", "upgrade"]).exit_code == 0
+    return tmp_path
+
+
+def test_apply_list_show(env: Path) -> None:
+    file = env / "support-bot.json"
+    config = {"provider": "openai", "api_key": "sk-1", "override_params": {"model": "gpt-4o-mini"}}
+    file.write_text(json.dumps(config))
+    runner = CliRunner()
+    first = runner.invoke(cli, ["configs", "apply", str(file)])
+    assert first.exit_code == 0, first.output
+    assert "support-bot: saved as version 1" in first.output
+    assert "unchanged at version 1" in runner.invoke(cli, ["configs", "apply", str(file)]).output
+    file.write_text(json.dumps({**config, "override_params": {"model": "gpt-4o"}}))
+    assert "saved as version 2" in runner.invoke(cli, ["configs", "apply", str(file)]).output
+    listed = runner.invoke(cli, ["configs", "list"])
+    assert "support-bot" in listed.output and "2" in listed.output
+    shown = runner.invoke(cli, ["configs", "show", "support-bot"])
+    assert json.loads(shown.output)["override_params"] == {"model": "gpt-4o"}
+
+
+def test_an_invalid_config_is_refused_naming_the_field(env: Path) -> None:
+    file = env / "bad.json"
+    file.write_text(json.dumps({"provider": "nope", "api_key": "k"}))
+    result = CliRunner().invoke(cli, ["configs", "apply", str(file)])
+    assert result.exit_code == 1
+    assert "path: provider" in result.output and "nope" in result.output
+
+
+def test_show_an_unknown_slug(env: Path) -> None:
+    result = CliRunner().invoke(cli, ["configs", "show", "pc-missing"])
+    assert result.exit_code == 1 and "no saved config 'pc-missing'" in result.output
