@@ -174,13 +174,11 @@ class WayportApp:
         )
         self._control.include_router(configs_router(self.catalog))
         self._control.include_router(prompts_router(self.catalog))
-        # Other nodes learn of saved-config and prompt changes through Redis (or by re-reading).
-        changes = (
-            asyncio.create_task(self._follow_changes(), name="wayport-catalog-changes")
-            if self.redis is not None
-            else asyncio.create_task(self.catalog.reload_every(5.0), name="wayport-catalog-reload")
-            if settings.workers > 1
-            else None
+        # Changes made elsewhere (other nodes, other workers, the CLI) arrive through Redis, or
+        # without Redis by re-reading the catalog every few seconds.
+        changes = asyncio.create_task(
+            self._follow_changes() if self.redis is not None else self.catalog.reload_every(5.0),
+            name="wayport-catalog-changes",
         )
         self.writer = LogWriter(self.logs.insert_many, spool_path=settings.data_dir / "spool" / "logs.jsonl")
         await self.writer.start()
