@@ -54,6 +54,8 @@ class Settings:
     # the in-process response cache (when no Redis is configured)
     cache_max_bytes: int = 128 * 1024 * 1024
     log_level: str = "info"
+    # semantic cache: the cosine similarity a neighbour needs (besides agreeing word for word)
+    semantic_cache_threshold: float = 0.90
 
     @property
     def database_path(self) -> Path:
@@ -163,6 +165,14 @@ def _coerce(name: str, raw: Any) -> Any:
             except (ValueError, TypeError, AttributeError) as exc:
                 raise SettingsError(f"prices.{model}: {exc}") from None
         return {str(k): dict(v) for k, v in raw.items()}
+    if name == "semantic_cache_threshold":
+        try:
+            threshold = float(raw)
+        except (TypeError, ValueError):
+            threshold = -1.0
+        if not 0.0 < threshold <= 1.0:
+            raise SettingsError(f"setting 'semantic_cache_threshold' must be in (0, 1], not {raw!r}")
+        return threshold
     if name == "log_requests":
         if isinstance(raw, bool):
             return raw

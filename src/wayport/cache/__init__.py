@@ -28,7 +28,14 @@ from wayport.cache.response_cache import (
     clamp_max_age,
     wants_refresh,
 )
-from wayport.cache.semantic import Embedder, SemanticCache, SemanticMatch, SemanticRequest
+from wayport.cache.semantic import (
+    Embedder,
+    EmbedderUnavailable,
+    SemanticCache,
+    SemanticMatch,
+    SemanticRequest,
+    WarmingEmbedder,
+)
 
 __all__ = [
     "DEFAULT_MAX_AGE_S",
@@ -40,6 +47,7 @@ __all__ = [
     "CacheUnavailable",
     "CorruptEntry",
     "Embedder",
+    "EmbedderUnavailable",
     "Entry",
     "HashingEmbedder",
     "MemoryBackend",
@@ -49,6 +57,7 @@ __all__ = [
     "SemanticMatch",
     "SemanticRequest",
     "StreamRecorder",
+    "WarmingEmbedder",
     "as_json",
     "as_stream",
     "cache_key",

@@ -7,6 +7,9 @@ the same question when, besides being close, they agree on:
 
 - negation: the same negation words (``isn't`` counts as ``not``);
 - numbers: the same digits and number words;
+- time: the same pointers to the past or the future (``was``, ``former``, ``will``, ``next``...):
+  "What was the capital of France?" (0.948) and "What is the former capital of France?" (0.915)
+  ask something else than "What is the capital of France?";
 - names: every capitalised word of one (a place, a person, a product) appears in the other;
 - content words: no word of one was replaced by another word (a substitution such as ``bigger``
   for ``smaller``), and at most ``max_extra_words`` content words were added on one side.
@@ -36,6 +39,18 @@ NUMBER_WORDS = _words(
     "thousand million billion trillion first second third fourth fifth sixth seventh eighth ninth "
     "tenth last half double twice once dozen",
 )
+# Words that move a question into the past or the future (the present is the default, so
+# "current", "now" and "today" carry no mark).
+TIME_WORDS = {
+    **dict.fromkeys(
+        _words(
+            "was were wasn't weren't did didn't had hadn't former formerly previous previously past ago "
+            "originally historically yesterday",
+        ),
+        "past",
+    ),
+    **dict.fromkeys(_words("will won't future upcoming tomorrow next"), "future"),
+}
 # Words that carry no meaning of their own in a question (articles, pronouns, auxiliaries,
 # prepositions, question words and the verbs of asking).
 FUNCTION_WORDS = _words(
@@ -53,6 +68,7 @@ class _Profile:
     words: frozenset[str]
     negations: frozenset[str]
     numbers: frozenset[str]
+    times: frozenset[str]
     names: frozenset[str]
     content: frozenset[str]
 
@@ -62,6 +78,7 @@ def _profile(text: str) -> _Profile:
     words: set[str] = set()
     negations: set[str] = set()
     numbers: set[str] = set()
+    times: set[str] = set()
     names: set[str] = set()
     content: set[str] = set()
     for token in tokens:
@@ -69,6 +86,9 @@ def _profile(text: str) -> _Profile:
         if lower.endswith("'s") and lower not in FUNCTION_WORDS:
             lower = lower[:-2]  # France's -> france
         words.add(lower)
+        time = TIME_WORDS.get(lower)
+        if time is not None:
+            times.add(time)
         if lower in NEGATIONS or lower.endswith("n't"):
             negations.add("not" if lower.endswith("n't") or lower == "cannot" else lower)
             continue
@@ -81,7 +101,12 @@ def _profile(text: str) -> _Profile:
             names.add(lower)
         content.add(_stem(lower))
     return _Profile(
-        frozenset(words), frozenset(negations), frozenset(numbers), frozenset(names), frozenset(content)
+        frozenset(words),
+        frozenset(negations),
+        frozenset(numbers),
+        frozenset(times),
+        frozenset(names),
+        frozenset(content),
     )
 
 
@@ -97,7 +122,7 @@ def _stem(word: str) -> str:
 def texts_agree(a: str, b: str, *, max_extra_words: int = 1) -> bool:
     """Whether ``a`` and ``b`` ask the same thing, as far as their words show (see the module)."""
     pa, pb = _profile(a), _profile(b)
-    if pa.negations != pb.negations or pa.numbers != pb.numbers:
+    if pa.negations != pb.negations or pa.numbers != pb.numbers or pa.times != pb.times:
         return False
     if not pa.names <= pb.words or not pb.names <= pa.words:
         return False

@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from wayport.cache.agreement import texts_agree
 from wayport.cache.entry import Entry
@@ -51,6 +51,24 @@ class Embedder(Protocol):
     max_chars: int
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+
+@runtime_checkable
+class WarmingEmbedder(Protocol):
+    """An embedder that needs time before its first vector (a local model that loads lazily).
+
+    ``ready()`` says whether ``embed`` answers at once; when it does not, it starts getting ready
+    in the background. Lookups do not wait: they skip the semantic search until it is ready
+    (stores, which run off the request path, wait in ``embed``).
+    """
+
+    def ready(self) -> bool: ...
+
+
+class EmbedderUnavailable(Exception):
+    """Raised by ``Embedder.embed`` for texts it cannot embed, now or at all: a text longer than
+    the model takes, or a model that failed to load and has already said so. The request skips
+    the semantic cache quietly (no warning, not counted as an error)."""
 
 
 @dataclass(slots=True)
@@ -157,6 +175,7 @@ class SemanticCache:
         self.max_messages = max_messages
         self.check_words = check_words
         self.index = CosineIndex(max_entries, max_per_partition=max_per_partition, clock=clock)
+        self._ready = embedder.ready if isinstance(embedder, WarmingEmbedder) else None
 
     def request(
         self,
@@ -225,6 +244,8 @@ class SemanticCache:
         return True
 
     async def _find(self, request: SemanticRequest) -> SemanticMatch | None:
+        if request.vector is None and self._ready is not None and not self._ready():
+            return None  # the model is still loading: a miss now rather than a request kept waiting
         vector = request.vector or await self._embed(request.text)
         if vector is None:
             return None
@@ -246,6 +267,9 @@ class SemanticCache:
     async def _embed(self, text: str) -> list[float] | None:
         try:
             (vector,) = await self.embedder.embed([text])
+        except EmbedderUnavailable as exc:
+            log.debug("not embedded by %s: %s", self.embedder.name, exc)
+            return None
         except Exception:
             # Any embedder failure (a model error, an embeddings provider down) only means this
             # request skips the semantic cache.

@@ -196,12 +196,23 @@ class BedrockAdapter:
 
 def model_segment(model: str) -> str:
     """The model id as one path segment: ``:`` raw, ``/`` (in ARNs) as ``%2F``."""
+    _no_dot_segment(model)
     return quote(model, safe=SEGMENT_SAFE)
 
 
 def wire_path(path: str) -> str:
     """A client-given path in the form the HTTP client sends unchanged, so its signature holds."""
-    return "/".join(quote(unquote(segment), safe=SEGMENT_SAFE) for segment in path.split("/"))
+    segments = [unquote(segment) for segment in path.split("/")]
+    for segment in segments:
+        _no_dot_segment(segment)
+    return "/".join(quote(segment, safe=SEGMENT_SAFE) for segment in segments)
+
+
+def _no_dot_segment(segment: str) -> None:
+    # The HTTP client resolves "." and ".." path segments (even percent-encoded), so the URL sent
+    # would differ from the one signed; no Bedrock model or path has them.
+    if segment in (".", ".."):
+        raise BadRequest(f"'{segment}' is not a valid bedrock model id or path segment")
 
 
 # -- Titan embeddings ------------------------------------------------------------------------
