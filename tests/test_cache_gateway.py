@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -152,3 +153,30 @@ def test_an_entry_written_by_one_node_hits_on_another(
     finally:
         for node in nodes:
             node.stop()
+
+
+def test_a_hit_costs_nothing_and_logs_what_it_saved(gateway: GatewayServer) -> None:
+    import sqlite3
+
+    body, headers = unique_chat(), cached_config()
+    stores = gateway.app.cache.cache.stats.stores
+    first = post(
+        gateway, body, **headers, **{"x-portkey-trace-id": "t-miss-" + body["messages"][0]["content"]}
+    )
+    assert Decimal(first.headers["x-wayport-cost-usd"]) > 0
+    wait_stored(gateway, stores + 1)
+    trace = "t-hit-" + uuid.uuid4().hex
+    hit = post(gateway, body, **headers, **{"x-portkey-trace-id": trace})
+    assert hit.headers["x-portkey-cache-status"] == "HIT"
+    assert Decimal(hit.headers["x-wayport-cost-usd"]) == 0
+    db = sqlite3.connect(gateway.app.settings.data_dir / "wayport.db")
+    deadline = time.monotonic() + 5
+    row = None
+    while row is None and time.monotonic() < deadline:
+        row = db.execute(
+            "select cost_micros, cost_saved_micros from logs where trace_id = ?", (trace,)
+        ).fetchone()
+        time.sleep(0.05)
+    assert row is not None and row[0] == 0
+    paid = Decimal(first.headers["x-wayport-cost-usd"]) * 1_000_000
+    assert row[1] == int(paid.quantize(Decimal(1), rounding=ROUND_HALF_UP))  # micro-dollars, half up

@@ -57,6 +57,7 @@ class RequestContext:
     model_served: str | None = None
     usage: dict[str, Any] | None = None
     cost: Cost | None = None
+    cache_similarity: float | None = None
 
     def response_headers(self) -> list[tuple[bytes, bytes]]:
         headers = [

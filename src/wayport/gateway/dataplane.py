@@ -394,6 +394,7 @@ class Gateway:
             if key is not None:
                 hit = await cache.lookup(ctx, key, call.headers, params, call.stream)
                 if hit is not None:
+                    ctx.cache_similarity = key.similarity
                     return hit
         if isinstance(req, FanOut):
             fan_out = req

@@ -87,6 +87,9 @@ class LogRecord:
     cost_breakdown: dict[str, int] = field(default_factory=dict)
     currency: str = "USD"
     cache_status: str = "DISABLED"
+    # a semantic hit's cosine similarity, and what a cache hit saved (the answer's own cost)
+    cache_similarity: float | None = None
+    cost_saved_micros: int | None = None
     attempts: list[dict[str, Any]] = field(default_factory=list)
     retries: int = 0
     fallbacks: int = 0

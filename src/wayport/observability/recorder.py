@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -22,6 +23,8 @@ from wayport.observability.tracing import Tracer
 from wayport.observability.writer import LogWriter
 
 log = logging.getLogger("wayport")
+# A cache hit costs nothing (what it would have cost is logged as saved).
+ZERO_COST = Cost(micros=0, usd=Decimal(0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,10 @@ class RequestRecorder:
     def keeps_bodies(self, ctx: RequestContext) -> bool:
         return self.bodies.mode is not BodyLogMode.OFF and not ctx.skip_bodies
 
+    @staticmethod
+    def is_hit(ctx: RequestContext) -> bool:
+        return str(ctx.cache_status) in ("HIT", "SEMANTIC HIT")
+
     def price(self, ctx: RequestContext, status: int, body: bytes) -> Cost | None:
         """Usage and cost of a non-streaming answer (kept on ``ctx``); ``None`` when unknown."""
         if not 200 <= status < 300 or not body:
@@ -63,9 +70,12 @@ class RequestRecorder:
             ctx.model_served = answer["model"]
         if isinstance(usage, dict):
             ctx.usage = usage
-        return self._cost(ctx)
+        cost = self._cost(ctx)
+        return None if cost is None else ZERO_COST if self.is_hit(ctx) else cost
 
     def _cost(self, ctx: RequestContext) -> Cost | None:
+        """What the answer cost: ``ctx.cost``. For a cache hit that is nothing; what the answer
+        cost when it was made is reported as saved (``saved``)."""
         if ctx.cost is None and ctx.usage is not None and ctx.provider and ctx.model:
             ctx.cost = self.pricer.cost(ctx.provider, ctx.model_served or ctx.model, ctx.usage)
             if ctx.cost is None and ctx.model_served and ctx.model_served != ctx.model:
@@ -93,6 +103,9 @@ class RequestRecorder:
         if ctx.usage is None and source is not None and source.usage is not None:
             ctx.usage = dict(source.usage)
         cost = self._cost(ctx)
+        saved = None
+        if self.is_hit(ctx):
+            saved, cost = cost, (ZERO_COST if cost is not None else None)
         usage: Mapping[str, Any] = ctx.usage or {}
         prompt_details = usage.get("prompt_tokens_details") or {}
         completion_details = usage.get("completion_tokens_details") or {}
@@ -120,6 +133,8 @@ class RequestRecorder:
             cost_micros=cost.micros if cost is not None else None,
             cost_breakdown=dict(cost.breakdown) if cost is not None else {},
             cache_status=str(ctx.cache_status),
+            cache_similarity=ctx.cache_similarity,
+            cost_saved_micros=saved.micros if saved is not None else None,
             attempts=attempt_entries(ctx.attempts),
             retries=max(ctx.retry_count, 0),
             fallbacks=max(len(paths) - 1, 0),

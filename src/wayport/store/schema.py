@@ -107,6 +107,8 @@ class LogRow(Base):
     cost_breakdown: Mapped[dict[str, Any]] = mapped_column(_json())
     currency: Mapped[str] = mapped_column(String(3))
     cache_status: Mapped[str] = mapped_column(String(16))
+    cache_similarity: Mapped[float | None] = mapped_column(Float)
+    cost_saved_micros: Mapped[int | None] = mapped_column(BigInteger)
     attempts: Mapped[list[dict[str, Any]]] = mapped_column(_json())
     retries: Mapped[int] = mapped_column(Integer)
     fallbacks: Mapped[int] = mapped_column(Integer)
