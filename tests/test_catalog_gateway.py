@@ -86,3 +86,33 @@ def test_a_missing_variable_is_a_400(gateway: GatewayServer) -> None:
         json={"variables": {}},
     )
     assert r.status_code == 400 and "name" in orjson.dumps(r.json()).decode()
+
+
+def test_the_playground_runs_one_prompt_on_several_models(gateway: GatewayServer) -> None:
+    created = httpx.post(
+        gateway.v1 + "/prompts",
+        json={
+            "name": f"play {uuid.uuid4().hex[:6]}",
+            "string": MESSAGES,
+            "model": "gpt-4o",
+            "parameters": {"max_tokens": 32},
+            "template_metadata": {"template_type": "chat"},
+        },
+    ).json()
+    r = httpx.post(
+        f"{gateway.v1}/prompts/{created['slug']}/playground",
+        headers={"x-portkey-provider": "openai", "Authorization": "Bearer sk-play"},
+        json={
+            "variables": {"movie": "Heat"},
+            "runs": [{"model": "gpt-4o-mini"}, {"model": "gpt-4o", "temperature": 0}],
+        },
+    )
+    assert r.status_code == 200
+    results = r.json()["results"]
+    assert [x["model"] for x in results] == ["gpt-4o-mini", "gpt-4o"]
+    for result in results:
+        assert result["status"] == 200 and result["output"] == "Echo: Who directed Heat?"
+        assert result["usage"]["total_tokens"] > 0 and result["latency_ms"] >= 0
+        assert result["cost_usd"] is not None and float(result["cost_usd"]) > 0
+    bad = httpx.post(f"{gateway.v1}/prompts/{created['slug']}/playground", json={"runs": []})
+    assert bad.status_code == 400 and "runs:" in bad.json()["message"]

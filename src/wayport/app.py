@@ -129,14 +129,14 @@ class WayportApp:
                 if handler is not None:
                     await handler(scope, receive, send)
                     return
-            if (
-                scope["method"] == "POST"
-                and path.startswith("/v1/prompts/")
-                and path.endswith("/completions")
-            ):
-                ref = path[len("/v1/prompts/") : -len("/completions")]
-                await self.gateway.prompt_completions(scope, receive, send, ref)
-                return
+            if scope["method"] == "POST" and path.startswith("/v1/prompts/"):
+                ref, _, action = path[len("/v1/prompts/") :].rpartition("/")
+                if ref and action == "completions":
+                    await self.gateway.prompt_completions(scope, receive, send, ref)
+                    return
+                if ref and action == "playground":
+                    await self.gateway.prompt_playground(scope, receive, send, ref)
+                    return
             if path.startswith(CONTROL_PREFIXES):
                 await self._control_plane(scope, receive, send)
                 return

@@ -59,6 +59,7 @@ NO_PROVIDER_IN_CONFIG = (
 )
 DEFAULT_MODEL_SENTINEL = "portkey-default"
 REQUEST_BEARER_PROVIDERS = frozenset({"vertex-ai"})
+MAX_PLAYGROUND_RUNS = 10
 ALLOWED_CONTENT_TYPES = ("application/json", "multipart/form-data", "audio/")
 # Client headers never copied to the provider on the passthrough route.
 PROXY_DROPPED_HEADERS = frozenset(
@@ -187,6 +188,86 @@ class Gateway:
         except Exception:
             reply = _unexpected(ctx)
         await self._respond(ctx, reply, send, receive)
+
+    async def prompt_playground(self, scope: Scope, receive: Receive, send: Send, ref: str) -> None:
+        """POST /v1/prompts/{ref}/playground: render one template and run it against several models
+        or parameter sets side by side; each run is logged like any request."""
+        headers = RequestHeaders.parse(scope["headers"])
+        ctx = self._context(Endpoint.CHAT, headers)
+        try:
+            if self.prompts is None:
+                raise GatewayError(
+                    "Prompt templates are not available yet (the store is starting)", status=503
+                )
+            body = _parse_json_object(await self._read_body(receive, headers) or b"{}")
+            runs = body.get("runs")
+            if (
+                not isinstance(runs, list)
+                or not 1 <= len(runs) <= MAX_PLAYGROUND_RUNS
+                or not all(isinstance(run, dict) for run in runs)
+            ):
+                raise BadRequest(
+                    f"runs: a list of 1 to {MAX_PLAYGROUND_RUNS} objects, each with the model and parameters "
+                    'to try, e.g. [{"model": "gpt-4o-mini"}, {"model": "gpt-4o", "temperature": 0}]'
+                )
+            variables = body.get("variables") or {}
+            results = await asyncio.gather(
+                *(self._playground_run(scope, headers, ref, variables, run) for run in runs)
+            )
+            reply = Reply(
+                200, [JSON], orjson.dumps({"object": "playground", "prompt_id": ref, "results": results})
+            )
+        except GatewayError as exc:
+            reply = Reply.from_error(exc)
+        except Exception:
+            reply = _unexpected(ctx)
+        headers_out = reply.headers + ctx.response_headers()
+        await send_body(send, reply.status, headers_out, reply.body)
+
+    async def _playground_run(
+        self, scope: Scope, headers: RequestHeaders, ref: str, variables: Any, run: dict[str, Any]
+    ) -> dict[str, Any]:
+        ctx = self._context(Endpoint.CHAT, headers)
+        assert self.prompts is not None
+        try:
+            request, kind, prompt = await self.prompts(ref, {"variables": variables, **run, "stream": False})
+            ctx.endpoint = Endpoint.COMPLETE if kind == "complete" else Endpoint.CHAT
+            ctx.request_body = orjson.dumps(request)
+            extra = {f"_{k}": v for k, v in prompt.items() if k.startswith("prompt") and v is not None}
+            reply = await self._serve(
+                scope, ctx, headers, Call(ctx.endpoint, headers, request, None, False), extra
+            )
+        except GatewayError as exc:
+            reply = Reply.from_error(exc)
+        await reply.discard()  # a run never streams; nothing to relay
+        ctx.status, ctx.finished_ns = reply.status, time.monotonic_ns()
+        ok = 200 <= reply.status < 300
+        cost = self.recorder.price(ctx, reply.status, reply.body) if self.recorder is not None else None
+        if self.recorder is not None:
+            self.recorder.finish(
+                ctx, reply.body, None if ok else reply.body[:2000].decode("utf-8", "replace")
+            )
+        try:
+            answer = orjson.loads(reply.body) if reply.body else {}
+        except orjson.JSONDecodeError:
+            answer = {}
+        choice = (answer.get("choices") or [{}])[0] if isinstance(answer, dict) else {}
+        message = choice.get("message") or {}
+        error = answer.get("error") if isinstance(answer, dict) else None
+        return {
+            "model": ctx.model or run.get("model"),
+            "parameters": run,
+            "status": reply.status,
+            "output": message.get("content", choice.get("text")) if ok else None,
+            "tool_calls": message.get("tool_calls") if ok else None,
+            "usage": ctx.usage,
+            "cost_usd": str(cost.usd.normalize()) if cost is not None else None,
+            "latency_ms": (ctx.finished_ns - ctx.started_ns) // 1_000_000,
+            "trace_id": ctx.trace_id,
+            "error": (error.get("message") if isinstance(error, dict) else answer.get("message"))
+            if not ok
+            else None,
+        }
 
     async def _serve(
         self,
