@@ -23,8 +23,9 @@ import httpx
 import openai
 import orjson
 import pytest
+import redis
 
-from tests.conftest import GatewayServer
+from tests.conftest import GatewayServer, emulator_settings
 from tests.emulators.openai import OpenAIEmulator
 from wayport.cache import (
     Entry,
@@ -35,6 +36,7 @@ from wayport.cache import (
 )
 from wayport.cache.local_embedder import LocalEmbedder, semantic_extra_installed
 from wayport.cache.semantic import EmbedderUnavailable
+from wayport.cache.semantic_sync import STREAM
 from wayport.settings import Settings
 
 if not semantic_extra_installed():
@@ -253,6 +255,7 @@ def test_the_model_is_not_loaded_for_requests_that_do_not_use_it(tmp_path: Path)
         import sys
         import httpx, orjson
         from tests.conftest import GatewayServer, emulator_settings
+from wayport.cache.semantic_sync import STREAM
         from tests.emulators.openai import OpenAIEmulator
 
         emulator = OpenAIEmulator().start()
@@ -543,3 +546,31 @@ async def _concurrent_hits(gateway: GatewayServer, headers: dict[str, str], coun
 def _simple_config() -> dict[str, str]:
     config = {"provider": "openai", "api_key": "sk-s", "cache": {"mode": "simple"}}
     return {"x-portkey-config": orjson.dumps(config).decode()}
+
+
+def test_a_question_answered_on_one_node_is_a_semantic_hit_on_another(
+    openai_emulator: OpenAIEmulator, tmp_path: Path
+) -> None:
+    url = os.environ.get("WAYPORT_TEST_REDIS_URL")
+    if not url:
+        pytest.skip("WAYPORT_TEST_REDIS_URL is not set (CI sets it; a Redis server is needed)")
+    redis.Redis.from_url(url).delete(STREAM)  # entries of earlier runs would satisfy the wait below
+    nodes = [
+        GatewayServer(emulator_settings(openai_emulator, tmp_path / str(i), redis_url=url)).start()
+        for i in range(2)
+    ]
+    try:
+        for node in nodes:
+            embedder = semantic_of(node).embedder
+            assert isinstance(embedder, LocalEmbedder)
+            embedder.load()
+        headers = fresh_headers()
+        remember(nodes[0], chat(FRANCE), headers)  # answered and indexed on the first node
+        second = semantic_of(nodes[1])
+        wait_until(lambda: len(second.index) > 0, timeout_s=10)  # announced through Redis
+        r = post(nodes[1], chat(PARAPHRASE), headers)
+        assert status(r) == "SEMANTIC HIT" and content(r) == f"Echo: {FRANCE}"
+        assert len(openai_emulator.requests) == 1
+    finally:
+        for node in nodes:
+            node.stop()

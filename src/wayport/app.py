@@ -21,6 +21,7 @@ from starlette.routing import Route
 from wayport import __version__
 from wayport.cache import MemoryBackend, RedisBackend, ResponseCache
 from wayport.cache.local_embedder import local_semantic_cache
+from wayport.cache.semantic_sync import SemanticSync
 from wayport.catalog import CatalogError, CatalogState, configs_router, prompts_router
 from wayport.control import ControlState, create_control_app
 from wayport.errors import GatewayError
@@ -84,6 +85,10 @@ class WayportApp:
         # the first semantic request); without it, semantic configs are served by exact matching.
         semantic = local_semantic_cache(responses, settings.semantic_cache_threshold)
         self.cache = GatewayCache(responses, semantic)
+        # With Redis, the semantic index is shared: a question answered on one node hits on all.
+        self.semantic_sync = (
+            SemanticSync(self.redis, semantic) if self.redis is not None and semantic is not None else None
+        )
         self.metrics = Metrics()
         # The writer joins at start-up, once the store is open.
         self.recorder = RequestRecorder(
@@ -195,10 +200,15 @@ class WayportApp:
         # collector's full passes, which otherwise grow with it and pause requests.
         gc.collect()
         gc.freeze()
+        sync = (
+            asyncio.create_task(self.semantic_sync.run(), name="wayport-semantic-sync")
+            if self.semantic_sync is not None
+            else None
+        )
         try:
             yield
         finally:
-            for task in (retention, changes):
+            for task in (retention, changes, sync):
                 if task is not None:
                     task.cancel()
             await self.upstream.close()

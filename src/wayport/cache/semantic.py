@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -145,6 +145,9 @@ def _turns(params: Mapping[str, Any]) -> int:
     return sum(1 for m in messages if not (isinstance(m, dict) and m.get("role") in SYSTEM_ROLES))
 
 
+Announce = Callable[[str, str, str, Sequence[float], float], Awaitable[None]]
+
+
 class SemanticCache:
     """Nearest-neighbour lookups over a ``ResponseCache``; see the module for the rules.
 
@@ -176,6 +179,8 @@ class SemanticCache:
         self.check_words = check_words
         self.index = CosineIndex(max_entries, max_per_partition=max_per_partition, clock=clock)
         self._ready = embedder.ready if isinstance(embedder, WarmingEmbedder) else None
+        # Told of every question indexed here, so other nodes can index it too (SemanticSync).
+        self.announce: Announce | None = None
 
     def request(
         self,
@@ -240,7 +245,10 @@ class SemanticCache:
         if refresh:
             for neighbour in self._neighbours(request, vector):
                 self.index.remove(request.partition, neighbour.key)
-        self.index.add(request.partition, request.exact_key, request.text, vector, clamp_max_age(max_age_s))
+        ttl = clamp_max_age(max_age_s)
+        self.index.add(request.partition, request.exact_key, request.text, vector, ttl)
+        if self.announce is not None:
+            await self.announce(request.partition, request.exact_key, request.text, vector, ttl)
         return True
 
     async def _find(self, request: SemanticRequest) -> SemanticMatch | None:
