@@ -60,7 +60,7 @@ async def state(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 async def test_migrations_run_twice_and_match_the_schema(kind: str, tmp_path: Path) -> None:
     async with store_engine(kind, tmp_path) as engine:
         await upgrade(engine)
-        assert await current_revision(engine) == head_revision() == "0002"
+        assert await current_revision(engine) == head_revision()
 
         def diff(sync_connection: Any) -> list[Any]:
             context = MigrationContext.configure(

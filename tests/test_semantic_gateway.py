@@ -255,7 +255,6 @@ def test_the_model_is_not_loaded_for_requests_that_do_not_use_it(tmp_path: Path)
         import sys
         import httpx, orjson
         from tests.conftest import GatewayServer, emulator_settings
-from wayport.cache.semantic_sync import STREAM
         from tests.emulators.openai import OpenAIEmulator
 
         emulator = OpenAIEmulator().start()
