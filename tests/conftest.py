@@ -81,7 +81,12 @@ def _fresh_emulator(request: pytest.FixtureRequest) -> None:
 def emulator_settings(emulator: OpenAIEmulator, data_dir: Path, **overrides: object) -> Settings:
     base_urls = {name: emulator.base_url for name in ("openai", "groq", "together-ai")}
     base_urls["azure-openai"] = emulator.server.url
-    settings = Settings(data_dir=data_dir, base_urls=base_urls, trusted_hosts=("127.0.0.1", "localhost"))
+    settings = Settings(
+        data_dir=data_dir,
+        base_urls=base_urls,
+        trusted_hosts=("127.0.0.1", "localhost"),
+        log_flush_interval_s=0.05,  # tests read the logs right after a request
+    )
     return replace(settings, **overrides)  # type: ignore[arg-type]
 
 

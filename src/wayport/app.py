@@ -186,7 +186,11 @@ class WayportApp:
             self._follow_changes() if self.redis is not None else self.catalog.reload_every(5.0),
             name="wayport-catalog-changes",
         )
-        self.writer = LogWriter(self.logs.insert_many, spool_path=settings.data_dir / "spool" / "logs.jsonl")
+        self.writer = LogWriter(
+            self.logs.insert_many,
+            flush_interval_s=settings.log_flush_interval_s,
+            spool_path=settings.data_dir / "spool" / "logs.jsonl",
+        )
         await self.writer.start()
         self.recorder.writer = self.writer if settings.log_requests else None
         self.recorder.pricer.warm()

@@ -47,6 +47,9 @@ class Settings:
     # request and response bodies in the logs: full, truncated (to log_body_limit bytes) or off
     log_bodies: str = "truncated"
     log_body_limit: int = 64 * 1024
+    # how often queued log records are written (a batch is also written once 500 are queued); each
+    # write has a fixed cost, and a crash loses at most this long of records
+    log_flush_interval_s: float = 1.0
     # logs older than this many days are deleted (hourly); None keeps them forever
     log_retention_days: int | None = None
     # per-model prices for private deployments, USD per million tokens (settings file [prices.<model>])
@@ -133,6 +136,7 @@ def _coerce(name: str, raw: Any) -> Any:
                 raise ValueError
             return number
         if name in (
+            "log_flush_interval_s",
             "connect_timeout_s",
             "upstream_timeout_s",
             "stream_first_byte_timeout_s",
