@@ -42,7 +42,7 @@ _HOSTS = HostPolicy()
 
 
 def check_provider(name: str) -> str | None:
-    return None if _REGISTRY.get(name) is not None else _REGISTRY.unknown_provider_message(name)
+    return _REGISTRY.problem(name)
 
 
 def make_state(engine: AsyncEngine, **options: Any) -> CatalogState:

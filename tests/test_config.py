@@ -19,10 +19,7 @@ REGISTRY = ProviderRegistry()
 
 
 def parser() -> ConfigParser:
-    def problem(name: str) -> str | None:
-        return None if REGISTRY.get(name) else REGISTRY.unknown_provider_message(name)
-
-    return ConfigParser(problem, HostPolicy(["127.0.0.1"]).check_url)
+    return ConfigParser(REGISTRY.problem, HostPolicy(["127.0.0.1"]).check_url)
 
 
 def errors_of(config: Any) -> list[str]:

@@ -36,11 +36,7 @@ def test_readme_llamaindex_example_runs(gateway: GatewayServer, openai_emulator:
 
 @pytest.mark.parametrize("doc", ["gateway.md", "providers.md"])
 def test_json_configs_in_docs_are_valid(doc: str) -> None:
-    registry = ProviderRegistry()
-    parser = ConfigParser(
-        lambda p: None if registry.get(p) else registry.unknown_provider_message(p),
-        HostPolicy(["127.0.0.1"]).check_url,
-    )
+    parser = ConfigParser(ProviderRegistry().problem, HostPolicy(["127.0.0.1"]).check_url)
     configs = [orjson.loads(b) for b in blocks(ROOT / "docs" / doc, "json") if '"provider"' in b]
     assert configs
     for config in configs:

@@ -159,7 +159,7 @@ class WayportApp:
         self.logs = LogRepository(self.engine)
         self.catalog = CatalogState.create(
             self.engine,
-            check_provider=self.gateway._provider_problem,
+            check_provider=self.gateway.registry.problem,
             check_host=self.gateway.policy.check_url,
             on_config_change=self._config_changed,
             on_prompt_change=self._prompt_changed,

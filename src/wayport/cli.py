@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 import uvicorn
@@ -16,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from wayport.catalog import CatalogError, ConfigRepository, SavedConfig
+from wayport.catalog import CatalogError, ConfigRepository
 from wayport.control.export import ExportFormat, write_export
 from wayport.control.local_store import StoreUnavailable, describe_store, is_head, open_store, upgrade_store
 from wayport.control.tail import LogTail, log_rows, parse_moment
@@ -25,6 +26,8 @@ from wayport.security.ssrf import HostPolicy
 from wayport.settings import Settings, SettingsError
 from wayport.store.filters import LogFilters
 from wayport.store.logs import LogRepository
+
+T = TypeVar("T")
 
 cli = typer.Typer(
     help="Wayport: an open, self-hosted AI gateway, wire-compatible with Portkey.", no_args_is_help=True
@@ -88,29 +91,27 @@ configs_cli = typer.Typer(
 cli.add_typer(configs_cli, name="configs")
 
 
-def _config_repository(engine: AsyncEngine, settings: Settings) -> ConfigRepository:
-    registry = ProviderRegistry(settings.base_urls)
+def _with_configs(settings: Settings, work: Callable[[ConfigRepository], Awaitable[T]]) -> T:
+    """Run ``work`` on the store's configs (validated as the gateway validates them)."""
 
-    def problem(name: str) -> str | None:
-        return None if registry.get(name) is not None else registry.unknown_provider_message(name)
+    async def run() -> T:
+        engine = await _open(settings)
+        try:
+            registry = ProviderRegistry(settings.base_urls)
+            return await work(
+                ConfigRepository(engine, registry.problem, HostPolicy(settings.trusted_hosts).check_url)
+            )
+        finally:
+            await engine.dispose()
 
-    return ConfigRepository(engine, problem, HostPolicy(settings.trusted_hosts).check_url)
+    return asyncio.run(run())
 
 
 @configs_cli.command("list")
 def configs_list() -> None:
     """The saved configs as a table."""
-    settings = _settings()
-
-    async def run() -> list[SavedConfig]:
-        engine = await _open(settings)
-        try:
-            return await _config_repository(engine, settings).list()
-        finally:
-            await engine.dispose()
-
     table = Table("slug", "name", "version", "status", "updated (UTC)")
-    for saved in asyncio.run(run()):
+    for saved in _with_configs(_settings(), lambda configs: configs.list()):
         table.add_row(
             saved.slug, saved.name, str(saved.version), saved.status, f"{saved.updated_at:%Y-%m-%d %H:%M}"
         )
@@ -120,16 +121,7 @@ def configs_list() -> None:
 @configs_cli.command("show")
 def configs_show(slug: str) -> None:
     """One saved config as JSON."""
-    settings = _settings()
-
-    async def run() -> SavedConfig | None:
-        engine = await _open(settings)
-        try:
-            return await _config_repository(engine, settings).get(slug)
-        finally:
-            await engine.dispose()
-
-    saved = asyncio.run(run())
+    saved = _with_configs(_settings(), lambda configs: configs.get(slug))
     if saved is None:
         _fail(f"no saved config '{slug}'; `wayport configs list` shows them")
     typer.echo(json.dumps(saved.config, indent=2))
@@ -148,16 +140,8 @@ def configs_apply(
     except (OSError, ValueError) as exc:
         _fail(f"cannot read {file}: {exc}")
     key = slug or file.stem
-
-    async def run() -> tuple[SavedConfig, bool]:
-        engine = await _open(settings)
-        try:
-            return await _config_repository(engine, settings).apply(key, name or key, config)
-        finally:
-            await engine.dispose()
-
     try:
-        saved, changed = asyncio.run(run())
+        saved, changed = _with_configs(settings, lambda configs: configs.apply(key, name or key, config))
     except CatalogError as exc:
         _fail("; ".join([exc.message, *exc.errors]))
     verb = "saved as version" if changed else "unchanged at version"

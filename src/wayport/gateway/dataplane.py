@@ -60,6 +60,7 @@ NO_PROVIDER_IN_CONFIG = (
 DEFAULT_MODEL_SENTINEL = "portkey-default"
 REQUEST_BEARER_PROVIDERS = frozenset({"vertex-ai"})
 MAX_PLAYGROUND_RUNS = 10
+PROMPTS_STARTING = "Prompt templates are not available yet (the store is starting)"
 ALLOWED_CONTENT_TYPES = ("application/json", "multipart/form-data", "audio/")
 # Client headers never copied to the provider on the passthrough route.
 PROXY_DROPPED_HEADERS = frozenset(
@@ -135,7 +136,7 @@ class Gateway:
         self._saved_plan = lru_cache(maxsize=1024)(self._parse_saved)
         self.max_body_bytes = settings.max_body_bytes
         self.timeouts = settings
-        self.configs = ConfigParser(self._provider_problem, policy.check_url)
+        self.configs = ConfigParser(self.registry.problem, policy.check_url)
         # x-portkey-custom-host repeats across requests: check each distinct value once.
         self._check_host = lru_cache(maxsize=256)(policy.check_url)
 
@@ -172,17 +173,10 @@ class Gateway:
         headers = RequestHeaders.parse(scope["headers"])
         ctx = self._context(Endpoint.CHAT, headers)
         try:
-            if self.prompts is None:
-                raise GatewayError(
-                    "Prompt templates are not available yet (the store is starting)", status=503
-                )
             raw = await self._read_body(receive, headers)
             ctx.request_body = raw
-            body, kind, prompt = await self.prompts(ref, _parse_json_object(raw or b"{}"))
-            endpoint = Endpoint.COMPLETE if kind == "complete" else Endpoint.CHAT
-            ctx.endpoint = endpoint
-            extra = {f"_{k}": v for k, v in prompt.items() if k.startswith("prompt") and v is not None}
-            reply = await self._serve(scope, ctx, headers, Call(endpoint, headers, body, None, False), extra)
+            call, extra = await self._rendered(ctx, headers, ref, _parse_json_object(raw or b"{}"))
+            reply = await self._serve(scope, ctx, headers, call, extra)
         except GatewayError as exc:
             reply = Reply.from_error(exc)
         except Exception:
@@ -196,9 +190,7 @@ class Gateway:
         ctx = self._context(Endpoint.CHAT, headers)
         try:
             if self.prompts is None:
-                raise GatewayError(
-                    "Prompt templates are not available yet (the store is starting)", status=503
-                )
+                raise GatewayError(PROMPTS_STARTING, status=503)
             body = _parse_json_object(await self._read_body(receive, headers) or b"{}")
             runs = body.get("runs")
             if (
@@ -228,15 +220,12 @@ class Gateway:
         self, scope: Scope, headers: RequestHeaders, ref: str, variables: Any, run: dict[str, Any]
     ) -> dict[str, Any]:
         ctx = self._context(Endpoint.CHAT, headers)
-        assert self.prompts is not None
         try:
-            request, kind, prompt = await self.prompts(ref, {"variables": variables, **run, "stream": False})
-            ctx.endpoint = Endpoint.COMPLETE if kind == "complete" else Endpoint.CHAT
-            ctx.request_body = orjson.dumps(request)
-            extra = {f"_{k}": v for k, v in prompt.items() if k.startswith("prompt") and v is not None}
-            reply = await self._serve(
-                scope, ctx, headers, Call(ctx.endpoint, headers, request, None, False), extra
+            call, extra = await self._rendered(
+                ctx, headers, ref, {"variables": variables, **run, "stream": False}
             )
+            ctx.request_body = orjson.dumps(call.body)
+            reply = await self._serve(scope, ctx, headers, call, extra)
         except GatewayError as exc:
             reply = Reply.from_error(exc)
         await reply.discard()  # a run never streams; nothing to relay
@@ -268,6 +257,17 @@ class Gateway:
             if not ok
             else None,
         }
+
+    async def _rendered(
+        self, ctx: RequestContext, headers: RequestHeaders, ref: str, body: dict[str, Any]
+    ) -> tuple[Call, dict[str, Any]]:
+        """A saved prompt rendered into a request, and the prompt's ids for the log's metadata."""
+        if self.prompts is None:
+            raise GatewayError(PROMPTS_STARTING, status=503)
+        request, kind, prompt = await self.prompts(ref, body)
+        ctx.endpoint = Endpoint.COMPLETE if kind == "complete" else Endpoint.CHAT
+        extra = {f"_{k}": v for k, v in prompt.items() if k.startswith("prompt") and v is not None}
+        return Call(ctx.endpoint, headers, request, None, False), extra
 
     async def _serve(
         self,
@@ -379,7 +379,7 @@ class Gateway:
         provider = headers.portkey.get("provider")
         if not provider:
             raise BadRequest(NO_PROVIDER)
-        problem = self._provider_problem(provider)
+        problem = self.registry.problem(provider)
         if problem:
             raise BadRequest(problem)
         return _HEADER_PLAN
@@ -392,9 +392,6 @@ class Gateway:
             raise BadRequest(f"Config '{slug}' was not found; save it with POST /v1/configs or send the JSON")
         return self.configs.parse(config)
 
-    def _provider_problem(self, name: str) -> str | None:
-        return None if self.registry.get(name) is not None else self.registry.unknown_provider_message(name)
-
     def _target(
         self, leaf: Leaf, headers: RequestHeaders, plan: ConfigPlan
     ) -> tuple[ProviderAdapter, Target]:
@@ -402,7 +399,7 @@ class Gateway:
             provider = headers.portkey.get("provider")
             if not provider:
                 raise BadRequest(NO_PROVIDER_IN_CONFIG)
-            problem = self._provider_problem(provider)
+            problem = self.registry.problem(provider)
             if problem:
                 raise BadRequest(problem)
             bearer = headers.bearer()

@@ -13,9 +13,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from wayport.observability.metrics import OPERATIONS
 from wayport.observability.record import LogRecord
-
-OPERATIONS = {"chatComplete": "chat", "complete": "text_completion", "embed": "embeddings"}
 
 
 class Tracer:

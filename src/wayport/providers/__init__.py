@@ -58,5 +58,9 @@ class ProviderRegistry:
     def names(self) -> tuple[str, ...]:
         return tuple(sorted(self._adapters))
 
+    def problem(self, name: str) -> str | None:
+        """Why ``name`` cannot be used as a provider, or ``None`` when it can."""
+        return None if name in self._adapters else self.unknown_provider_message(name)
+
     def unknown_provider_message(self, name: str) -> str:
         return f"Invalid provider passed: '{name}'. Known providers: {', '.join(self.names)}"
