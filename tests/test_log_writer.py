@@ -314,6 +314,14 @@ def test_user_comes_from_metadata_and_round_trips_through_dicts() -> None:
         ("retry with api_key=abc123; status 401", "retry with api_key=[REDACTED]; status 401"),
         ('{"api_key": "cut off', '{"api_key": "[REDACTED]"'),
         ('{"prompt_tokens": 5, "session_id": "s-1"}', '{"prompt_tokens": 5, "session_id": "s-1"}'),
+        # an event stream is checked event by event, and its prose is left alone
+        (
+            'data: {"choices":[{"delta":{"content":" token"}}]}\n\n'
+            'event: x\ndata: {"secret":"s3"}\n\ndata: {"api_key": "cut\n\ndata: [DONE]\n\n',
+            'data: {"choices":[{"delta":{"content":" token"}}]}\n\n'
+            'event: x\ndata: {"secret":"[REDACTED]"}\n\ndata: {"api_key": "[REDACTED]"\n\ndata: [DONE]\n\n',
+        ),
+        ("data: sk-proj-abcdefghijklmnopqrstu\n\n", "data: [REDACTED]\n\n"),
     ],
 )
 def test_scrub_removes_secrets_by_name_and_by_shape(value: Any, expected: Any) -> None:
