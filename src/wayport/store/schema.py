@@ -22,6 +22,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -309,4 +310,119 @@ __all__ += [
     "PromptPartialVersionRow",
     "PromptRow",
     "PromptVersionRow",
+]
+
+
+# -- security (wayport.security): workspaces, gateway keys, virtual keys, budgets, audit --------------
+
+
+class WorkspaceRow(Base):
+    """A workspace: every key, virtual key, config, prompt and log belongs to one."""
+
+    __tablename__ = "workspaces"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ApiKeyRow(Base):
+    """A gateway API key. Only a keyed hash of the token is stored; ``prefix`` identifies it to people."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    owner: Mapped[str | None] = mapped_column(String(255))
+    # None: an organisation key (owner/admin roles), else the workspace the key acts in
+    workspace_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(32))
+    scopes: Mapped[list[str] | None] = mapped_column(_json())
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    usage_limits: Mapped[dict[str, Any] | None] = mapped_column(_json())
+    rate_limits: Mapped[list[dict[str, Any]] | None] = mapped_column(_json())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class VirtualKeyRow(Base):
+    """A provider and its secret(s): ``secret`` is AES-GCM ciphertext under the master key ``key_id``."""
+
+    __tablename__ = "virtual_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    slug: Mapped[str] = mapped_column(String(255), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    workspace_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    provider: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)
+    # settings that are not secret (Azure resource and deployment, AWS region, Vertex project, ...)
+    settings: Mapped[dict[str, Any] | None] = mapped_column(_json())
+    secret: Mapped[bytes] = mapped_column(LargeBinary)
+    key_id: Mapped[str] = mapped_column(String(32))
+    usage_limits: Mapped[dict[str, Any] | None] = mapped_column(_json())
+    rate_limits: Mapped[list[dict[str, Any]] | None] = mapped_column(_json())
+    # active | archived (a deleted virtual key is archived: its slug is never reused)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class VaultSecretRow(Base):
+    """A secret of Wayport itself (e.g. the key that hashes API keys), encrypted like provider secrets."""
+
+    __tablename__ = "vault_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    secret: Mapped[bytes] = mapped_column(LargeBinary)
+    key_id: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class BudgetCounterRow(Base):
+    """Spend of one budget in one period: ``used`` is settled, ``reserved`` is held by requests in
+    flight. Units are micro-USD for cost budgets and tokens for token budgets. Writers only ever
+    change it with conditional UPDATEs (``used + reserved + amount <= limit``), never read-then-write.
+    """
+
+    __tablename__ = "budget_counters"
+
+    scope: Mapped[str] = mapped_column(String(128), primary_key=True)
+    period: Mapped[str] = mapped_column(String(32), primary_key=True)
+    used: Mapped[int] = mapped_column(BigInteger)
+    reserved: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AuditLogRow(Base):
+    """One control-plane change: who, what, when, from where, before and after (secrets masked)."""
+
+    __tablename__ = "audit_logs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    actor_key_id: Mapped[str | None] = mapped_column(String(36))
+    actor: Mapped[str] = mapped_column(String(255))
+    workspace_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    resource_type: Mapped[str] = mapped_column(String(64))
+    resource_id: Mapped[str | None] = mapped_column(String(255))
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(String(1024))
+    status: Mapped[int] = mapped_column(Integer)
+    client_ip: Mapped[str | None] = mapped_column(String(64))
+    before: Mapped[Any] = mapped_column(_json(), nullable=True)
+    after: Mapped[Any] = mapped_column(_json(), nullable=True)
+
+
+__all__ += [
+    "ApiKeyRow",
+    "AuditLogRow",
+    "BudgetCounterRow",
+    "VaultSecretRow",
+    "VirtualKeyRow",
+    "WorkspaceRow",
 ]
