@@ -82,6 +82,7 @@ def emulator_settings(emulator: OpenAIEmulator, data_dir: Path, **overrides: obj
     base_urls = {name: emulator.base_url for name in ("openai", "groq", "together-ai")}
     base_urls["azure-openai"] = emulator.server.url
     settings = Settings(
+        auth=False,
         data_dir=data_dir,
         base_urls=base_urls,
         trusted_hosts=("127.0.0.1", "localhost"),

@@ -39,6 +39,7 @@ def chaos_emulators() -> Iterator[list[OpenAIEmulator]]:
 @pytest.fixture(scope="module")
 def chaos_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
     settings = Settings(
+        auth=False,
         data_dir=tmp_path_factory.mktemp("chaos"),
         trusted_hosts=("127.0.0.1",),
         upstream_timeout_s=0.4,

@@ -69,6 +69,7 @@ def anthropic_gateway(
     anthropic_emulator: AnthropicEmulator, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayServer]:
     settings = Settings(
+        auth=False,
         data_dir=Path(tmp_path_factory.mktemp("wayport-anthropic")),
         base_urls={"anthropic": anthropic_emulator.base_url},
         trusted_hosts=("127.0.0.1", "localhost"),

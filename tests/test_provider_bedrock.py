@@ -90,6 +90,7 @@ def bedrock_gateway(
     bedrock: BedrockEmulator, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayServer]:
     settings = Settings(
+        auth=False,
         data_dir=tmp_path_factory.mktemp("wayport-bedrock"),
         base_urls={"bedrock": bedrock.url},
         trusted_hosts=("127.0.0.1", "localhost"),

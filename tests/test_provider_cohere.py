@@ -71,6 +71,7 @@ def cohere_gateway(
     emulator: CohereEmulator, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayServer]:
     settings = Settings(
+        auth=False,
         data_dir=tmp_path_factory.mktemp("wayport-cohere"),
         base_urls={"cohere": emulator.base_url},
         trusted_hosts=("127.0.0.1", "localhost"),

@@ -76,6 +76,7 @@ def google_gateway(
     gemini: GeminiEmulator, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayServer]:
     settings = Settings(
+        auth=False,
         data_dir=tmp_path_factory.mktemp("wayport-google"),
         base_urls={"google": gemini.base_url},
         trusted_hosts=("127.0.0.1", "localhost"),

@@ -65,6 +65,7 @@ def mistral_gateway(
     emulator: MistralEmulator, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayServer]:
     settings = Settings(
+        auth=False,
         data_dir=tmp_path_factory.mktemp("wayport-mistral"),
         base_urls={"mistral-ai": emulator.base_url},
         trusted_hosts=("127.0.0.1", "localhost"),

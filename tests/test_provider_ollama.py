@@ -57,6 +57,7 @@ def ollama_gateway(
     emulator: OllamaEmulator, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayServer]:
     settings = Settings(
+        auth=False,
         data_dir=tmp_path_factory.mktemp("wayport-ollama"),
         base_urls={"ollama": emulator.base_url},
         trusted_hosts=("127.0.0.1", "localhost"),

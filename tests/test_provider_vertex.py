@@ -71,6 +71,7 @@ def vertex_gateway(
     vertex: GeminiEmulator, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayServer]:
     settings = Settings(
+        auth=False,
         data_dir=tmp_path_factory.mktemp("wayport-vertex"),
         base_urls={"vertex-ai": vertex.url},
         trusted_hosts=("127.0.0.1", "localhost"),

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis.asyncio
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -24,6 +24,8 @@ from wayport.cache.local_embedder import local_semantic_cache
 from wayport.cache.semantic_sync import SemanticSync
 from wayport.catalog import CatalogError, CatalogState, configs_router, prompts_router
 from wayport.control import ControlState, create_control_app
+from wayport.control.api_keys_api import api_keys_router
+from wayport.control.workspaces_api import audit_router, workspaces_router
 from wayport.errors import GatewayError
 from wayport.gateway.breaker_redis import RedisCircuitBreakers
 from wayport.gateway.caching import GatewayCache
@@ -39,8 +41,14 @@ from wayport.observability.tracing import tracer_from_environment
 from wayport.observability.writer import LogWriter
 from wayport.providers import ProviderRegistry
 from wayport.providers.base import Endpoint
-from wayport.security.auth import AllowAll, Authenticator
+from wayport.security.audit import CHANGING_METHODS, AuditLog
+from wayport.security.auth import AllowAll, Authenticator, KeyAuthenticator
+from wayport.security.guard import resource_guard, set_principal
+from wayport.security.keys import KeyRing, KeyStore
+from wayport.security.roles import LOCAL_OPERATOR, Principal
 from wayport.security.ssrf import HostPolicy
+from wayport.security.vault import Vault
+from wayport.security.workspaces import WorkspaceStore
 from wayport.settings import Settings
 from wayport.store.engine import create_engine
 from wayport.store.feedback import FeedbackRepository
@@ -60,7 +68,13 @@ CONTROL_PREFIXES = (
     "/v1/configs",
     "/v1/prompts",
     "/v1/collections",
+    "/v1/api-keys",
+    "/v1/virtual-keys",
+    "/v1/workspaces",
+    "/v1/audit-logs",
 )
+# What the audit log keeps of a control-plane request body it has no better record of.
+AUDIT_BODY_LIMIT = 64 * 1024
 CHANGES_CHANNEL = "wayport:catalog:changes"
 
 
@@ -100,6 +114,9 @@ class WayportApp:
         )
         self.engine: AsyncEngine | None = None
         self.writer: LogWriter | None = None
+        # set at start-up when auth is on: checks keys on the control plane (the data plane's
+        # authenticator is the same object)
+        self.key_auth: KeyAuthenticator | None = None
         self._control: FastAPI | None = None
         policy = HostPolicy(settings.trusted_hosts)
         self.upstream = UpstreamClient(settings, policy)
@@ -165,6 +182,17 @@ class WayportApp:
             on_prompt_change=self._prompt_changed,
         )
         await self.catalog.start()
+        self.vault = Vault.from_settings(settings)
+        hash_key = await self.vault.get_or_create_secret(self.engine, "api-key-hash")
+        self.keys = KeyStore(self.engine, hash_key)
+        self.key_ring = KeyRing(self.keys, hash_key)
+        await self.key_ring.load()
+        self.workspaces = WorkspaceStore(self.engine)
+        await self.workspaces.ensure_default()
+        self.audit = AuditLog(self.engine)
+        if settings.auth:
+            self.key_auth = KeyAuthenticator(self.key_ring)
+            self.gateway.authenticator = self.key_auth
         self.gateway.saved_configs = self.catalog.resolver
         self.gateway.prompts = self._render_prompt
         self._control = create_control_app(
@@ -178,8 +206,16 @@ class WayportApp:
                 max_body_bytes=settings.max_body_bytes,
             )
         )
-        self._control.include_router(configs_router(self.catalog))
-        self._control.include_router(prompts_router(self.catalog))
+        self._control.include_router(
+            configs_router(self.catalog), dependencies=[Depends(resource_guard("configs"))]
+        )
+        self._control.include_router(
+            prompts_router(self.catalog), dependencies=[Depends(resource_guard("prompts"))]
+        )
+        self._control.include_router(api_keys_router(self.keys, self.key_ring, self.workspaces))
+        self._control.include_router(workspaces_router(self.workspaces))
+        self._control.include_router(audit_router(self.audit))
+        keys_task = asyncio.create_task(self.key_ring.follow(), name="wayport-key-ring")
         # Changes made elsewhere (other nodes, other workers, the CLI) arrive through Redis, or
         # without Redis by re-reading the catalog every few seconds.
         changes = asyncio.create_task(
@@ -212,7 +248,7 @@ class WayportApp:
         try:
             yield
         finally:
-            for task in (retention, changes, sync):
+            for task in (retention, changes, sync, keys_task):
                 if task is not None:
                     task.cancel()
             await self.upstream.close()
@@ -236,7 +272,52 @@ class WayportApp:
                 scope, receive, send
             )
             return
-        await control(scope, receive, send)
+        principal: Principal = LOCAL_OPERATOR
+        if self.key_auth is not None:
+            try:
+                principal = self.key_auth.control_principal(scope["headers"])
+            except GatewayError as exc:
+                await JSONResponse({"status": "failure", "message": exc.message}, status_code=exc.status)(
+                    scope, receive, send
+                )
+                return
+        set_principal(scope, principal)
+        if scope["method"] not in CHANGING_METHODS:
+            await control(scope, receive, send)
+            return
+        await self._audited(control, principal, scope, receive, send)
+
+    async def _audited(
+        self, control: FastAPI, principal: Principal, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """Run a changing control-plane request and append its audit entry (whatever its outcome)."""
+        body: list[bytes] = []
+        size = 0
+        status = 500
+
+        async def tee_receive() -> Any:
+            nonlocal size
+            message = await receive()
+            chunk = message.get("body", b"")
+            if chunk and size < AUDIT_BODY_LIMIT:
+                body.append(chunk)
+                size += len(chunk)
+            return message
+
+        async def tee_send(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        scope.setdefault("state", {})
+        try:
+            await control(scope, tee_receive, tee_send)
+        finally:
+            try:
+                await self.audit.record(principal, scope, status, b"".join(body)[:AUDIT_BODY_LIMIT] or None)
+            except Exception:
+                log.exception("could not write the audit entry of %s %s", scope["method"], scope["path"])
 
     async def _render_prompt(
         self, ref: str, body: dict[str, Any]

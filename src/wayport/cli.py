@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import os
 from collections.abc import Awaitable, Callable
@@ -18,11 +19,14 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wayport.catalog import CatalogError, ConfigRepository
+from wayport.cli_keys import keys_cli, workspaces_cli
 from wayport.control.export import ExportFormat, write_export
 from wayport.control.local_store import StoreUnavailable, describe_store, is_head, open_store, upgrade_store
 from wayport.control.tail import LogTail, log_rows, parse_moment
 from wayport.providers import ProviderRegistry
+from wayport.security.bootstrap import bootstrap_admin_key
 from wayport.security.ssrf import HostPolicy
+from wayport.security.vault import Vault, VaultError
 from wayport.settings import Settings, SettingsError
 from wayport.store.filters import LogFilters
 from wayport.store.logs import LogRepository
@@ -47,11 +51,16 @@ def serve(
     config_file: Annotated[
         Path | None, typer.Option("--config-file", help="TOML settings file (see docs/configuration.md)")
     ] = None,
+    no_auth: Annotated[
+        bool, typer.Option("--no-auth", help="Serve without API keys (loopback hosts only)")
+    ] = False,
 ) -> None:
     """Start the gateway."""
     # Flags go into the environment so that every worker process loads the same settings.
     if config_file is not None:
         os.environ["WAYPORT_CONFIG_FILE"] = str(config_file)
+    if no_auth:
+        os.environ["WAYPORT_AUTH"] = "false"
     for name, value in (("HOST", host), ("PORT", port), ("WORKERS", workers)):
         if value is not None:
             os.environ[f"WAYPORT_{name}"] = str(value)
@@ -60,11 +69,31 @@ def serve(
     except SettingsError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
+    if not settings.auth:
+        if not is_loopback(settings.host):
+            _fail(f"--no-auth serves anyone who can connect; it is refused on {settings.host}", code=2)
+        typer.secho(
+            "WARNING: auth is OFF (--no-auth): every caller on this machine acts as the owner.",
+            fg=typer.colors.YELLOW,
+            bold=True,
+            err=True,
+        )
     # Migrate once here, before the workers start (each worker checks again, a no-op by then).
     try:
         asyncio.run(upgrade_store(settings))
+        token = asyncio.run(_bootstrap(settings)) if settings.auth else None
     except StoreUnavailable as exc:
         _fail(str(exc))
+    except VaultError as exc:
+        _fail(str(exc))
+    if token is not None:
+        typer.secho(
+            "First start: created an owner API key. It is shown this once; store it now:",
+            fg=typer.colors.GREEN,
+            bold=True,
+        )
+        typer.echo(f"    {token}")
+        typer.echo("Send it as the x-portkey-api-key header; `wayport keys create` makes more.")
     typer.echo(f"Wayport listening on http://{settings.host}:{settings.port} (data in {settings.data_dir})")
     uvicorn.run(
         "wayport.app:create_app",
@@ -81,6 +110,23 @@ def serve(
     )
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def _bootstrap(settings: Settings) -> str | None:
+    engine = await open_store(settings)
+    try:
+        return await bootstrap_admin_key(engine, Vault.from_settings(settings))
+    finally:
+        await engine.dispose()
+
+
 db_cli = typer.Typer(help="The store: schema migrations.", no_args_is_help=True)
 logs_cli = typer.Typer(help="Request logs: follow them, export them.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
@@ -89,6 +135,8 @@ configs_cli = typer.Typer(
     help="Saved configs: list, show, apply from a file (keep them in git).", no_args_is_help=True
 )
 cli.add_typer(configs_cli, name="configs")
+cli.add_typer(keys_cli, name="keys")
+cli.add_typer(workspaces_cli, name="workspaces")
 
 
 def _with_configs(settings: Settings, work: Callable[[ConfigRepository], Awaitable[T]]) -> T:

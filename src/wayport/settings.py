@@ -31,6 +31,8 @@ class Settings:
     redis_url: str | None = None
     gateway_url: str = "http://localhost:8787/v1"
     master_key: str | None = field(default=None, repr=False)
+    # earlier master keys, still accepted for decryption until `wayport vkeys rotate-master` ran
+    master_key_previous: tuple[str, ...] = field(default=(), repr=False)
     trusted_hosts: tuple[str, ...] = ()
     # provider id -> base URL, from WAYPORT_BASE_URL_<PROVIDER> or the file's [base_urls] table
     base_urls: Mapping[str, str] = field(default_factory=dict)
@@ -42,6 +44,9 @@ class Settings:
     stream_first_byte_timeout_s: float = 120.0
     stream_stall_timeout_s: float = 60.0
     upstream_pool_size: int = 1000
+    # gateway API keys are required on every route but /health and /metrics; false only with
+    # a loopback host (`wayport serve --no-auth`)
+    auth: bool = True
     # write a log record per request to the store (metrics are kept either way)
     log_requests: bool = True
     # request and response bodies in the logs: full, truncated (to log_body_limit bytes) or off
@@ -177,11 +182,11 @@ def _coerce(name: str, raw: Any) -> Any:
         if not 0.0 < threshold <= 1.0:
             raise SettingsError(f"setting 'semantic_cache_threshold' must be in (0, 1], not {raw!r}")
         return threshold
-    if name == "log_requests":
+    if name in ("log_requests", "auth"):
         if isinstance(raw, bool):
             return raw
         if str(raw).lower() not in ("true", "false", "1", "0", "yes", "no"):
-            raise SettingsError(f"setting 'log_requests' must be true or false, not {raw!r}")
+            raise SettingsError(f"setting '{name}' must be true or false, not {raw!r}")
         return str(raw).lower() in ("true", "1", "yes")
     if name == "log_bodies":
         if raw not in ("full", "truncated", "off"):
@@ -189,6 +194,9 @@ def _coerce(name: str, raw: Any) -> Any:
         return raw
     if name == "data_dir":
         return Path(str(raw)).expanduser()
+    if name == "master_key_previous":
+        items = raw.split(",") if isinstance(raw, str) else list(raw)
+        return tuple(str(k).strip() for k in items if str(k).strip())
     if name == "trusted_hosts":
         items = raw.split(",") if isinstance(raw, str) else list(raw)
         return tuple(h.strip().lower() for h in items if h.strip())

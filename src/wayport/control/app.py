@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Query
+from fastapi import APIRouter, Depends, FastAPI, Query
 from starlette.responses import Response
 
 from wayport import __version__
@@ -17,6 +17,7 @@ from wayport.control.errors import ControlError, ControlJSONResponse, install_er
 from wayport.control.feedback import feedback_router
 from wayport.control.logs import logs_router
 from wayport.control.state import ControlState
+from wayport.security.guard import resource_guard
 
 __all__ = ["OPENAPI_PATH", "create_control_app"]
 
@@ -34,10 +35,14 @@ def create_control_app(state: ControlState) -> FastAPI:
         default_response_class=ControlJSONResponse,
     )
     install_error_handlers(app)
-    app.include_router(logs_router(state))
-    app.include_router(feedback_router(state))
-    app.include_router(analytics_router(state))
-    app.include_router(cache_router(state))
+    # every route checks the caller's scope: <resource>.read for GET, <resource>.write otherwise
+    for router, resource in (
+        (logs_router(state), "logs"),
+        (feedback_router(state), "feedback"),
+        (analytics_router(state), "analytics"),
+        (cache_router(state), "cache"),
+    ):
+        app.include_router(router, dependencies=[Depends(resource_guard(resource))])
     return app
 
 

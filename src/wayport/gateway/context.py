@@ -58,6 +58,9 @@ class RequestContext:
     usage: dict[str, Any] | None = None
     cost: Cost | None = None
     cache_similarity: float | None = None
+    # who is calling (set by the authenticator): a wayport.security Principal and ApiKey
+    principal: Any = None
+    api_key: Any = None
 
     def response_headers(self) -> list[tuple[bytes, bytes]]:
         headers = [

@@ -112,7 +112,10 @@ class RequestRecorder:
         end = ctx.finished_ns or ctx.started_ns
         paths = {a.target_path for a in ctx.attempts}
         mode = BodyLogMode.OFF if ctx.skip_bodies else self.bodies.mode
+        principal = ctx.principal
         return LogRecord(
+            workspace_id=principal.workspace(None) if principal is not None else None,
+            api_key_id=principal.key_id if principal is not None else None,
             trace_id=ctx.trace_id,
             span_id=ctx.span_id,
             parent_span_id=ctx.parent_span_id,
