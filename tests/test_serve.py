@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -32,29 +33,81 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
     raise AssertionError("wayport did not become healthy")
 
 
-def test_wayport_serve_proxies_a_request(openai_emulator: OpenAIEmulator, tmp_path: Path) -> None:
+def start(port: int, env: dict[str, str], *flags: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [WAYPORT, "serve", "--port", str(port), "--workers", "1", *flags],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def stop(proc: subprocess.Popen[bytes]) -> tuple[str, str]:
+    proc.terminate()
+    out, err = proc.communicate(timeout=10)
+    return out.decode(), err.decode()
+
+
+def test_wayport_serve_prints_an_owner_key_once_and_requires_it(
+    openai_emulator: OpenAIEmulator, tmp_path: Path
+) -> None:
     port = free_port()
     env = {
         **os.environ,
         "WAYPORT_DATA_DIR": str(tmp_path / "data"),
         "WAYPORT_BASE_URL_OPENAI": openai_emulator.base_url,
     }
-    proc = subprocess.Popen(
-        [WAYPORT, "serve", "--port", str(port), "--workers", "1"], env=env, stderr=subprocess.PIPE
-    )
+    url = f"http://127.0.0.1:{port}"
+    request = {"model": "gpt-4o", "messages": [{"role": "user", "content": "served"}]}
+    provider = {"x-portkey-provider": "openai", "Authorization": "Bearer sk-test"}
+    proc = start(port, env)
     try:
-        url = f"http://127.0.0.1:{port}"
         wait_healthy(url, proc)
-        r = httpx.post(
-            url + "/v1/chat/completions",
-            headers={"x-portkey-provider": "openai", "Authorization": "Bearer sk-test"},
-            json={"model": "gpt-4o", "messages": [{"role": "user", "content": "served"}]},
-        )
-        assert r.json()["choices"][0]["message"]["content"] == "Echo: served"
-        assert (tmp_path / "data").is_dir()
+        assert httpx.post(url + "/v1/chat/completions", headers=provider, json=request).status_code == 401
     finally:
-        proc.terminate()
-        proc.wait(10)
+        out, _ = stop(proc)
+    token = re.search(r"wp-[A-Za-z0-9_-]{43}", out)
+    assert token is not None, out
+    assert (tmp_path / "data").is_dir()
+    proc = start(port, env)
+    try:
+        wait_healthy(url, proc)
+        headers = {**provider, "x-portkey-api-key": token.group(0)}
+        r = httpx.post(url + "/v1/chat/completions", headers=headers, json=request)
+        assert r.json()["choices"][0]["message"]["content"] == "Echo: served"
+    finally:
+        out, _ = stop(proc)
+    assert "wp-" not in out  # shown once, never again
+
+
+def test_no_auth_is_for_loopback_only_and_says_so(openai_emulator: OpenAIEmulator, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "WAYPORT_DATA_DIR": str(tmp_path),
+        "WAYPORT_BASE_URL_OPENAI": openai_emulator.base_url,
+    }
+    refused = subprocess.run(
+        [WAYPORT, "serve", "--no-auth", "--host", "0.0.0.0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+    )
+    assert refused.returncode == 2
+    assert "--no-auth" in refused.stderr and "refused on 0.0.0.0" in refused.stderr
+    port = free_port()
+    proc = start(port, env, "--no-auth")
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", proc)
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            headers={"x-portkey-provider": "openai", "Authorization": "Bearer sk-test"},
+            json={"model": "gpt-4o", "messages": [{"role": "user", "content": "open"}]},
+        )
+        assert r.status_code == 200
+    finally:
+        out, err = stop(proc)
+    assert "auth is OFF" in err and "wp-" not in out
 
 
 def test_serve_refuses_a_bad_setting(tmp_path: Path) -> None:

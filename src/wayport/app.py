@@ -54,6 +54,7 @@ from wayport.store.engine import create_engine
 from wayport.store.feedback import FeedbackRepository
 from wayport.store.logs import LogRepository
 from wayport.store.migrate import upgrade
+from wayport.store.tenancy import bound
 
 log = logging.getLogger("wayport")
 
@@ -282,10 +283,11 @@ class WayportApp:
                 )
                 return
         set_principal(scope, principal)
-        if scope["method"] not in CHANGING_METHODS:
-            await control(scope, receive, send)
-            return
-        await self._audited(control, principal, scope, receive, send)
+        with bound(principal.workspace_id):
+            if scope["method"] not in CHANGING_METHODS:
+                await control(scope, receive, send)
+            else:
+                await self._audited(control, principal, scope, receive, send)
 
     async def _audited(
         self, control: FastAPI, principal: Principal, scope: Scope, receive: Receive, send: Send

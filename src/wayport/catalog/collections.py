@@ -18,6 +18,7 @@ from wayport.catalog.db import writing
 from wayport.catalog.errors import NotFound
 from wayport.catalog.ids import new_id, new_slug, utcnow
 from wayport.store.schema import PromptCollectionRow
+from wayport.store.tenancy import listing_workspace, visible, workspace_for_new
 
 __all__ = ["Collection", "CollectionRepository"]
 
@@ -65,6 +66,7 @@ class CollectionRepository:
     async def create(
         self, name: str, *, workspace_id: str | None = None, parent_collection_id: str | None = None
     ) -> Collection:
+        workspace_id = workspace_for_new(workspace_id)
         if parent_collection_id is not None:
             parent_collection_id = (await self.resolve(parent_collection_id, workspace_id)).id
         slug = new_slug("col", name, "collection")
@@ -77,7 +79,11 @@ class CollectionRepository:
         """A collection by id or slug."""
         async with self._engine.connect() as connection:
             row = (
-                (await connection.execute(select(_TABLE).where(or_(_C.id == key, _C.slug == key))))
+                (
+                    await connection.execute(
+                        select(_TABLE).where(or_(_C.id == key, _C.slug == key), visible(_C.workspace_id))
+                    )
+                )
                 .mappings()
                 .first()
             )
@@ -85,6 +91,7 @@ class CollectionRepository:
 
     async def resolve(self, key: str | None, workspace_id: str | None = None) -> Collection:
         """The collection ``key`` names, or the default one when ``key`` is empty."""
+        workspace_id = workspace_for_new(workspace_id)
         if not key:
             return await self.default(workspace_id)
         found = await self.get(key)
@@ -96,6 +103,7 @@ class CollectionRepository:
         self, *, workspace_id: str | None = None, search: str | None = None
     ) -> builtins.list[Collection]:
         """Collections of the workspace (the default one included), default first, then by name."""
+        workspace_id = listing_workspace(workspace_id)
         await self.default(workspace_id)
         statement = select(_TABLE).order_by(_C.is_default.desc(), _C.name, _C.id)
         statement = statement.where(

@@ -26,6 +26,7 @@ from wayport.catalog.ids import new_id, new_slug, utcnow
 from wayport.errors import ConfigError
 from wayport.gateway.config import ConfigParser
 from wayport.store.schema import ConfigRow, ConfigVersionRow
+from wayport.store.tenancy import listing_workspace, visible, workspace_for_new
 
 __all__ = ["ACTIVE", "ARCHIVED", "ConfigRepository", "ConfigVersion", "SavedConfig", "parse_config"]
 
@@ -134,7 +135,7 @@ class ConfigRepository:
                             id=config_id,
                             slug=chosen,
                             name=name,
-                            workspace_id=workspace_id,
+                            workspace_id=workspace_for_new(workspace_id),
                             is_default=is_default,
                             status=ACTIVE,
                             current_version=1,
@@ -144,7 +145,9 @@ class ConfigRepository:
                     )
                     await self._insert_version(connection, config_id, 1, content, description)
                     if is_default:
-                        await self._clear_other_defaults(connection, config_id, workspace_id)
+                        await self._clear_other_defaults(
+                            connection, config_id, workspace_for_new(workspace_id)
+                        )
                     return (await _fetch(connection, _C.id == config_id))[0]
             except IntegrityError:
                 if slug is not None:
@@ -178,6 +181,7 @@ class ConfigRepository:
     ) -> builtins.list[SavedConfig]:
         """Configs newest first, only those of ``workspace_id`` when given."""
         conditions = []
+        workspace_id = listing_workspace(workspace_id)
         if workspace_id is not None:
             conditions.append(_C.workspace_id == workspace_id)
         if not include_archived:
@@ -222,7 +226,12 @@ class ConfigRepository:
                 await self._insert_version(connection, config_id, version, content, description)
             else:
                 changes["updated_at"] = utcnow()
-                statement = update(_CONFIGS).where(_C.slug == slug).values(changes).returning(_C.id)
+                statement = (
+                    update(_CONFIGS)
+                    .where(_C.slug == slug, visible(_C.workspace_id))
+                    .values(changes)
+                    .returning(_C.id)
+                )
                 row = (await connection.execute(statement)).first()
                 if row is None:
                     raise _unknown(slug)
@@ -244,7 +253,7 @@ class ConfigRepository:
         statement = (
             select(_VERSIONS)
             .join(_CONFIGS, _C.id == _V.config_id)
-            .where(_C.slug == slug)
+            .where(_C.slug == slug, visible(_C.workspace_id))
             .order_by(_V.version.desc())
         )
         async with self._engine.connect() as connection:
@@ -265,7 +274,7 @@ class ConfigRepository:
 
     async def _select(self, where: Any) -> builtins.list[SavedConfig]:
         async with self._engine.connect() as connection:
-            return await _fetch(connection, where)
+            return await _fetch(connection, and_(where, visible(_C.workspace_id)))
 
     @staticmethod
     async def _insert_version(

@@ -23,6 +23,7 @@ from wayport.catalog.errors import Conflict, InvalidInput, NotFound
 from wayport.catalog.ids import Reference, new_id, new_slug, parse_reference, utcnow
 from wayport.catalog.mustache import check_syntax
 from wayport.store.schema import PromptPartialRow, PromptPartialVersionRow
+from wayport.store.tenancy import listing_workspace, visible, workspace_for_new
 
 __all__ = ["Partial", "PartialRepository", "PartialVersion"]
 
@@ -89,7 +90,7 @@ class PartialRepository:
                     slug=new_slug("pl", name, "partial"),
                     name=name,
                     collection_id=collection_id,
-                    workspace_id=workspace_id,
+                    workspace_id=workspace_for_new(workspace_id),
                     status=ACTIVE,
                     current_version=1,
                     default_version=1,
@@ -102,7 +103,7 @@ class PartialRepository:
 
     async def get(self, key: str) -> Partial | None:
         """A partial by id or slug, or by name among the active ones."""
-        statement = select(_PARTIALS).where(or_(_P.id == key, _P.slug == key))
+        statement = select(_PARTIALS).where(or_(_P.id == key, _P.slug == key), visible(_P.workspace_id))
         async with self._engine.connect() as connection:
             row = (await connection.execute(statement)).mappings().first()
         return _partial(row) if row is not None else await self._by_name(key)
@@ -111,6 +112,7 @@ class PartialRepository:
         self, *, collection_id: str | None = None, workspace_id: str | None = None
     ) -> builtins.list[Partial]:
         """Active partials by name."""
+        workspace_id = listing_workspace(workspace_id)
         statement = select(_PARTIALS).where(_P.status == ACTIVE).order_by(_P.name, _P.id)
         if collection_id:
             statement = statement.where(_P.collection_id == collection_id)
@@ -221,7 +223,9 @@ class PartialRepository:
 
     async def _by_name(self, name: str) -> Partial | None:
         statement = (
-            select(_PARTIALS).where(_P.name == name, _P.status == ACTIVE).order_by(_P.created_at.desc())
+            select(_PARTIALS)
+            .where(_P.name == name, _P.status == ACTIVE, visible(_P.workspace_id))
+            .order_by(_P.created_at.desc())
         )
         async with self._engine.connect() as connection:
             row = (await connection.execute(statement)).mappings().first()

@@ -28,6 +28,7 @@ from wayport.catalog.errors import InvalidInput, NotFound
 from wayport.catalog.ids import Reference, new_id, new_slug, utcnow
 from wayport.catalog.templates import TEMPLATE_FIELDS, PromptTemplate, validate_template
 from wayport.store.schema import PromptLabelRow, PromptRow, PromptVersionRow
+from wayport.store.tenancy import listing_workspace, visible
 
 __all__ = ["LABEL_PATTERN", "Prompt", "PromptRepository", "PromptVersion"]
 
@@ -131,6 +132,7 @@ class PromptRepository:
         """One page of active prompts, newest first, each with its published version's model; and
         how many there are in all."""
         conditions = [_P.status == ACTIVE]
+        workspace_id = listing_workspace(workspace_id)
         if collection_id:
             conditions.append(_P.collection_id == (await self._collections.resolve(collection_id)).id)
         if workspace_id:
@@ -282,7 +284,7 @@ class PromptRepository:
 
 
 def _matches(key: str) -> Any:
-    return or_(_P.id == key, _P.slug == key)
+    return and_(or_(_P.id == key, _P.slug == key), visible(_P.workspace_id))
 
 
 async def _get(connection: AsyncConnection, key: str) -> Prompt | None:

@@ -97,7 +97,7 @@ def api_keys_router(store: KeyStore, ring: KeyRing, workspaces: WorkspaceStore) 
         workspace_id = None
         if key_type == "workspace":
             workspace_id = principal.workspace(body.workspace_id)
-            if not principal.sees(workspace_id) or workspace_id is None:
+            if not principal.sees(workspace_id):
                 raise ControlError(404, f"workspace '{body.workspace_id}' was not found")
             if await workspaces.get(workspace_id) is None:
                 raise ControlError(404, f"workspace '{workspace_id}' was not found; create it first")

@@ -18,6 +18,7 @@ import orjson
 from wayport.control.errors import FieldError
 from wayport.observability.pricing import Pricer, TokenUsage
 from wayport.observability.record import BodyLogMode, LogRecord, body_for_log
+from wayport.store.tenancy import workspace_for_new
 
 __all__ = ["custom_log_to_record", "parse_custom_logs"]
 
@@ -118,6 +119,7 @@ def custom_log_to_record(
         request_body=_body(request_body, body_mode),
         response_body=_body(response_body, body_mode),
         error=_error_of(response_body) if status >= 400 else None,
+        workspace_id=workspace_for_new(None),
     )
     if pricer is not None and provider and model_served and isinstance(response_body, dict):
         usage = response_body.get("usage")

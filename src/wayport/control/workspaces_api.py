@@ -15,7 +15,6 @@ from wayport.security.guard import require, resource_guard
 from wayport.security.roles import Principal
 from wayport.security.workspaces import WorkspaceError, WorkspaceStore
 
-
 Caller = Annotated[Principal, Depends(resource_guard("workspaces"))]
 
 

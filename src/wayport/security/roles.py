@@ -111,16 +111,14 @@ class Principal:
         return scope in self.scopes
 
     def sees(self, workspace_id: str | None) -> bool:
-        """Whether a row of ``workspace_id`` (``None``: created before workspaces) is visible."""
-        return self.workspace_id is None or self.workspace_id == (workspace_id or DEFAULT_WORKSPACE)
+        """Whether a row of ``workspace_id`` is visible (rows made before workspaces existed have
+        none: only organisation keys see them)."""
+        return self.workspace_id is None or self.workspace_id == workspace_id
 
-    def workspace(self, requested: str | None = None) -> str | None:
+    def workspace(self, requested: str | None = None) -> str:
         """The workspace a new row goes to: a workspace key's own; an organisation key's choice
-        (``None`` when it names none, i.e. the default workspace). ``None`` means not allowed
-        only through :meth:`sees`; callers check that with the returned value."""
-        if self.workspace_id is not None:
-            return self.workspace_id
-        return requested or DEFAULT_WORKSPACE
+        (the default workspace when it names none)."""
+        return self.workspace_id or requested or DEFAULT_WORKSPACE
 
     def workspace_filter(self, requested: str | None = None) -> str | None:
         """The workspace a listing is limited to: a workspace key's own, else the requested one

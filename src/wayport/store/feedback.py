@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wayport.observability.scrub import scrub
 from wayport.store.schema import FeedbackRow
+from wayport.store.tenancy import visible, workspace_for_new
 
 __all__ = ["Feedback", "FeedbackRepository"]
 
@@ -40,6 +41,8 @@ class Feedback:
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     created_at: datetime = field(default_factory=_utcnow)
     updated_at: datetime | None = None
+    # the workspace of the caller that gave it (bound when the feedback is made)
+    workspace_id: str | None = field(default_factory=lambda: workspace_for_new(None))
 
 
 class FeedbackRepository:
@@ -61,6 +64,7 @@ class FeedbackRepository:
                 "metadata": scrub(item.metadata),
                 "created_at": item.created_at,
                 "updated_at": item.updated_at or item.created_at,
+                "workspace_id": item.workspace_id,
             }
             for item in items
         ]
@@ -89,17 +93,31 @@ class FeedbackRepository:
         async with self._engine.connect() as connection:
             connection = await connection.execution_options(sqlite_immediate=True)
             async with connection.begin():
-                result = await connection.execute(update(_TABLE).where(_C.id == feedback_id).values(changes))
+                result = await connection.execute(
+                    update(_TABLE).where(_C.id == feedback_id, visible(_C.workspace_id)).values(changes)
+                )
         return bool(getattr(result, "rowcount", 0))
 
     async def get(self, feedback_id: str) -> Feedback | None:
         async with self._engine.connect() as connection:
-            row = (await connection.execute(select(_TABLE).where(_C.id == feedback_id))).mappings().first()
+            row = (
+                (
+                    await connection.execute(
+                        select(_TABLE).where(_C.id == feedback_id, visible(_C.workspace_id))
+                    )
+                )
+                .mappings()
+                .first()
+            )
         return _from_row(row) if row is not None else None
 
     async def list_by_trace(self, trace_id: str) -> list[Feedback]:
         """Every feedback on ``trace_id``, oldest first."""
-        statement = select(_TABLE).where(_C.trace_id == trace_id).order_by(_C.created_at, _C.id)
+        statement = (
+            select(_TABLE)
+            .where(_C.trace_id == trace_id, visible(_C.workspace_id))
+            .order_by(_C.created_at, _C.id)
+        )
         async with self._engine.connect() as connection:
             rows = (await connection.execute(statement)).mappings().all()
         return [_from_row(row) for row in rows]
@@ -111,6 +129,7 @@ def _from_row(row: RowMapping) -> Feedback:
         trace_id=row["trace_id"],
         value=row["value"],
         weight=row["weight"],
+        workspace_id=row["workspace_id"],
         metadata=row["metadata"] or {},
         created_at=row["created_at"],
         updated_at=row["updated_at"],

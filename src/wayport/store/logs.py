@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from wayport.observability.record import LogRecord, scrub_record
 from wayport.store.filters import LogFilters, status_condition
 from wayport.store.schema import LogRow, UTCDateTime
+from wayport.store.tenancy import visible
 
 __all__ = ["InvalidCursor", "LogFilters", "LogPage", "LogRepository"]
 
@@ -87,7 +88,7 @@ class LogRepository:
     async def get(self, log_id: str) -> LogRecord | None:
         """The log with this id, bodies included."""
         async with self._engine.connect() as connection:
-            result = await connection.execute(select(_TABLE).where(_C.id == log_id))
+            result = await connection.execute(select(_TABLE).where(_C.id == log_id, visible(_C.workspace_id)))
             row = result.mappings().first()
         return _from_row(row) if row is not None else None
 
@@ -188,7 +189,7 @@ class LogRepository:
         return self._conditions(filters)
 
     def _conditions(self, filters: LogFilters) -> list[ColumnElement[bool]]:
-        conditions: list[ColumnElement[bool]] = []
+        conditions: list[ColumnElement[bool]] = [visible(_C.workspace_id)]
         if filters.since is not None:
             conditions.append(_C.created_at >= filters.since)
         if filters.until is not None:

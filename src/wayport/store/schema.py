@@ -152,6 +152,7 @@ class FeedbackRow(Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", _json())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    workspace_id: Mapped[str | None] = mapped_column(String(64), index=True)
 
     __table_args__ = (
         CheckConstraint("value >= -10 AND value <= 10", name="value_range"),

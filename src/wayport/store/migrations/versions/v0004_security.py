@@ -30,6 +30,9 @@ def _at(name: str, nullable: bool = False) -> sa.Column[Any]:
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("feedback") as batch:
+        batch.add_column(sa.Column("workspace_id", sa.String(64), nullable=True))
+        batch.create_index("ix_feedback_workspace_id", ["workspace_id"])
     op.create_table(
         "workspaces",
         sa.Column("id", sa.String(64), nullable=False),
@@ -119,5 +122,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("feedback") as batch:
+        batch.drop_index("ix_feedback_workspace_id")
+        batch.drop_column("workspace_id")
     for table in ("audit_logs", "budget_counters", "vault_secrets", "virtual_keys", "api_keys", "workspaces"):
         op.drop_table(table)

@@ -1,0 +1,50 @@
+"""The workspace the current unit of work is limited to.
+
+The control plane binds it for each request of a workspace key (:func:`bound`); the repositories
+read it where they look rows up, list them or create them, so a workspace key can neither see nor
+change another workspace's rows through any route, even one that forgets to check. Organisation
+keys, the CLI and the gateway's own background work run unbound (every workspace).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from sqlalchemy import ColumnElement, true
+
+_WORKSPACE: ContextVar[str | None] = ContextVar("wayport_workspace", default=None)
+
+
+def current_workspace() -> str | None:
+    """The bound workspace, ``None`` when the caller may see every workspace."""
+    return _WORKSPACE.get()
+
+
+@contextmanager
+def bound(workspace_id: str | None) -> Iterator[None]:
+    token = _WORKSPACE.set(workspace_id)
+    try:
+        yield
+    finally:
+        _WORKSPACE.reset(token)
+
+
+def visible(column: Any) -> ColumnElement[bool]:
+    """A condition on a ``workspace_id`` column: rows of the bound workspace (all when unbound)."""
+    workspace = _WORKSPACE.get()
+    return true() if workspace is None else column == workspace
+
+
+def workspace_for_new(requested: str | None) -> str | None:
+    """The workspace a new row goes to: the bound one, else what the caller asked for."""
+    workspace = _WORKSPACE.get()
+    return workspace if workspace is not None else requested
+
+
+def listing_workspace(requested: str | None) -> str | None:
+    """The workspace a listing is limited to: the bound one (whatever was asked), else the request's."""
+    workspace = _WORKSPACE.get()
+    return workspace if workspace is not None else requested
