@@ -25,6 +25,7 @@ from wayport.cache.semantic_sync import SemanticSync
 from wayport.catalog import CatalogError, CatalogState, configs_router, prompts_router
 from wayport.control import ControlState, create_control_app
 from wayport.control.api_keys_api import api_keys_router
+from wayport.control.virtual_keys_api import virtual_keys_router
 from wayport.control.workspaces_api import audit_router, workspaces_router
 from wayport.errors import GatewayError
 from wayport.gateway.breaker_redis import RedisCircuitBreakers
@@ -41,13 +42,18 @@ from wayport.observability.tracing import tracer_from_environment
 from wayport.observability.writer import LogWriter
 from wayport.providers import ProviderRegistry
 from wayport.providers.base import Endpoint
-from wayport.security.audit import CHANGING_METHODS, AuditLog
+from wayport.security.audit import CHANGING_METHODS, AuditLog, note_change
 from wayport.security.auth import AllowAll, Authenticator, KeyAuthenticator
+from wayport.security.budgets import BudgetLedger
+from wayport.security.enforcement import Enforcer
 from wayport.security.guard import resource_guard, set_principal
 from wayport.security.keys import KeyRing, KeyStore
+from wayport.security.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from wayport.security.roles import LOCAL_OPERATOR, Principal
 from wayport.security.ssrf import HostPolicy
+from wayport.security.usage_gate import UsageGate
 from wayport.security.vault import Vault
+from wayport.security.virtual_keys import VirtualKeyCache, VirtualKeyStore
 from wayport.security.workspaces import WorkspaceStore
 from wayport.settings import Settings
 from wayport.store.engine import create_engine
@@ -191,6 +197,13 @@ class WayportApp:
         self.workspaces = WorkspaceStore(self.engine)
         await self.workspaces.ensure_default()
         self.audit = AuditLog(self.engine)
+        self.vk_store = VirtualKeyStore(self.engine, self.vault, self.gateway.registry.problem)
+        self.vk_cache = VirtualKeyCache(self.vk_store)
+        await self.vk_cache.load()
+        self.gateway.virtual_keys = self.vk_cache
+        limiter = RedisRateLimiter(self.redis) if self.redis is not None else MemoryRateLimiter()
+        self.enforcer = Enforcer(UsageGate(BudgetLedger(self.engine), limiter, self.recorder.pricer))
+        self.gateway.enforcer = self.enforcer
         if settings.auth:
             self.key_auth = KeyAuthenticator(self.key_ring)
             self.gateway.authenticator = self.key_auth
@@ -216,7 +229,9 @@ class WayportApp:
         self._control.include_router(api_keys_router(self.keys, self.key_ring, self.workspaces))
         self._control.include_router(workspaces_router(self.workspaces))
         self._control.include_router(audit_router(self.audit))
+        self._control.include_router(virtual_keys_router(self.vk_store, self.vk_cache, _audit_change))
         keys_task = asyncio.create_task(self.key_ring.follow(), name="wayport-key-ring")
+        vk_task = asyncio.create_task(self.vk_cache.follow(1.0), name="wayport-virtual-keys")
         # Changes made elsewhere (other nodes, other workers, the CLI) arrive through Redis, or
         # without Redis by re-reading the catalog every few seconds.
         changes = asyncio.create_task(
@@ -249,10 +264,11 @@ class WayportApp:
         try:
             yield
         finally:
-            for task in (retention, changes, sync, keys_task):
+            for task in (retention, changes, sync, keys_task, vk_task):
                 if task is not None:
                     task.cancel()
             await self.upstream.close()
+            await self.enforcer.drain()
             # Flush the logs of every answered request before the process goes (SIGTERM included).
             self.recorder.writer = None
             await self.writer.close()
@@ -390,6 +406,10 @@ class WayportApp:
 
     async def _root(self, request: Request) -> Response:
         return PlainTextResponse("Wayport gateway is running. Send OpenAI-shaped requests to /v1.")
+
+
+async def _audit_change(request: Request, action: str, slug: str, before: Any, after: Any) -> None:
+    note_change(request, resource_id=slug, before=before, after=after, action=action)
 
 
 def _redis_client(url: str) -> redis.asyncio.Redis:

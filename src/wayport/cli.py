@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wayport.catalog import CatalogError, ConfigRepository
 from wayport.cli_keys import keys_cli, workspaces_cli
+from wayport.cli_vkeys import vkeys_app
 from wayport.control.export import ExportFormat, write_export
 from wayport.control.local_store import StoreUnavailable, describe_store, is_head, open_store, upgrade_store
 from wayport.control.tail import LogTail, log_rows, parse_moment
@@ -137,6 +138,7 @@ configs_cli = typer.Typer(
 cli.add_typer(configs_cli, name="configs")
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(workspaces_cli, name="workspaces")
+cli.add_typer(vkeys_app, name="vkeys")
 
 
 def _with_configs(settings: Settings, work: Callable[[ConfigRepository], Awaitable[T]]) -> T:

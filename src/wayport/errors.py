@@ -6,6 +6,7 @@ a provider use the OpenAI error shape with a top-level ``provider`` field, as Po
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -17,13 +18,24 @@ class GatewayError(Exception):
     status: int = 500
     # Gateway exceptions stop a fallback chain (reference/portkey.md §4.1).
     stops_fallback: bool = True
+    # extra response headers (lower-case names), e.g. ``retry-after`` on a 429
+    headers: tuple[tuple[bytes, bytes], ...] = ()
 
-    def __init__(self, message: str, *, status: int | None = None, errors: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        errors: list[str] | None = None,
+        headers: Sequence[tuple[bytes, bytes]] = (),
+    ) -> None:
         super().__init__(message)
         self.message = message
         if status is not None:
             self.status = status
         self.errors = errors
+        if headers:
+            self.headers = tuple(headers)
 
     def body(self) -> bytes:
         payload: dict[str, Any] = {"status": "failure", "message": self.message}

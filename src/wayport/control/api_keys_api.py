@@ -18,6 +18,7 @@ from wayport.control.errors import ControlError, ControlJSONResponse
 from wayport.security.audit import note_change
 from wayport.security.guard import resource_guard
 from wayport.security.keys import ApiKey, KeyError_, KeyRing, KeyStore
+from wayport.security.limits import LimitError, parse_rate_limits, parse_usage_limits
 from wayport.security.roles import ORG_ROLES, Principal, Role, ScopeError, parse_role
 from wayport.security.workspaces import WorkspaceStore
 
@@ -101,6 +102,7 @@ def api_keys_router(store: KeyStore, ring: KeyRing, workspaces: WorkspaceStore) 
                 raise ControlError(404, f"workspace '{body.workspace_id}' was not found")
             if await workspaces.get(workspace_id) is None:
                 raise ControlError(404, f"workspace '{workspace_id}' was not found; create it first")
+        _check_limits(body.usage_limits, body.rate_limits)
         try:
             key, token = await store.create(
                 body.name,
@@ -143,6 +145,7 @@ def api_keys_router(store: KeyStore, ring: KeyRing, workspaces: WorkspaceStore) 
     ) -> Response:
         before = await visible(principal, key_id)
         changes = body.model_dump(exclude_unset=True, exclude={"description"})
+        _check_limits(changes.get("usage_limits"), changes.get("rate_limits"))
         try:
             key = await store.update(key_id, **changes)
         except ScopeError as exc:
@@ -165,3 +168,11 @@ def api_keys_router(store: KeyStore, ring: KeyRing, workspaces: WorkspaceStore) 
         )
 
     return router
+
+
+def _check_limits(usage_limits: Any, rate_limits: Any) -> None:
+    try:
+        parse_usage_limits(usage_limits)
+        parse_rate_limits(rate_limits)
+    except LimitError as exc:
+        raise ControlError(400, str(exc)) from None

@@ -61,6 +61,10 @@ class RequestContext:
     # who is calling (set by the authenticator): a wayport.security Principal and ApiKey
     principal: Any = None
     api_key: Any = None
+    # the virtual key of the target that was called (its limits and its log column)
+    virtual_key: Any = None
+    # budgets reserved and rate limits counted for the provider call in flight (security.enforcement)
+    admission: Any = None
 
     def response_headers(self) -> list[tuple[bytes, bytes]]:
         headers = [

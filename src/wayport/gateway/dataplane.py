@@ -47,7 +47,10 @@ from wayport.providers import ProviderRegistry
 from wayport.providers.base import Endpoint, FanOut, ProviderAdapter, Secret, Target, UpstreamRequest
 from wayport.providers.openai_shapes import wants_usage
 from wayport.security.auth import Authenticator
+from wayport.security.enforcement import Enforcer
+from wayport.security.roles import DEFAULT_WORKSPACE
 from wayport.security.ssrf import HostPolicy, UnsafeHostError
+from wayport.security.virtual_keys import VirtualKey, VirtualKeyCache
 from wayport.settings import Settings
 
 log = logging.getLogger("wayport")
@@ -133,6 +136,10 @@ class Gateway:
         # Saved configs (``x-portkey-config: pc-...``) and prompt templates, from the catalog.
         self.saved_configs: SavedConfigs | None = None
         self.prompts: PromptRenderer | None = None
+        # Virtual keys by slug, in memory (``x-portkey-virtual-key`` and configs' ``virtual_key``).
+        self.virtual_keys: VirtualKeyCache | None = None
+        # Budgets and rate limits of API keys and virtual keys.
+        self.enforcer: Enforcer | None = None
         self._saved_plan = lru_cache(maxsize=1024)(self._parse_saved)
         self.max_body_bytes = settings.max_body_bytes
         self.timeouts = settings
@@ -303,7 +310,7 @@ class Gateway:
             ctx.metadata = headers.metadata()
             await self.authenticator.authenticate(ctx, headers)
             leaf = _first_leaf(plan.root)
-            adapter, target = self._target(leaf, headers, plan)
+            adapter, target = self._target(ctx, leaf, headers, plan)
             ctx.provider, ctx.last_target_path = adapter.name, leaf.path
             path = scope["path"][3:]  # strip "/v1"
             query = scope.get("query_string", b"")
@@ -378,6 +385,8 @@ class Gateway:
             return self.configs.parse_header(raw)
         provider = headers.portkey.get("provider")
         if not provider:
+            if headers.portkey.get("virtual-key"):
+                return _HEADER_PLAN  # the virtual key names the provider
             raise BadRequest(NO_PROVIDER)
         problem = self.registry.problem(provider)
         if problem:
@@ -393,10 +402,20 @@ class Gateway:
         return self.configs.parse(config)
 
     def _target(
-        self, leaf: Leaf, headers: RequestHeaders, plan: ConfigPlan
+        self, ctx: RequestContext, leaf: Leaf, headers: RequestHeaders, plan: ConfigPlan
     ) -> tuple[ProviderAdapter, Target]:
-        if plan.provider_from_headers:
-            provider = headers.portkey.get("provider")
+        virtual_key = leaf.virtual_key or (
+            headers.portkey.get("virtual-key") if plan.provider_from_headers else None
+        )
+        if virtual_key:
+            vk = self._virtual_key(ctx, virtual_key)
+            ctx.virtual_key = vk
+            provider = vk.provider
+            api_key = leaf.api_key or vk.secret.get("api_key")
+            from_key = {k: v.value for k, v in vk.secret.items() if k != "api_key"}
+            options: Mapping[str, Any] = {**vk.settings, **from_key, **leaf.options}
+        elif plan.provider_from_headers:
+            provider = headers.portkey.get("provider", "")
             if not provider:
                 raise BadRequest(NO_PROVIDER_IN_CONFIG)
             problem = self.registry.problem(provider)
@@ -404,7 +423,7 @@ class Gateway:
                 raise BadRequest(problem)
             bearer = headers.bearer()
             api_key = leaf.api_key or (Secret(bearer) if bearer else None)
-            options: Mapping[str, Any] = {**headers.provider_options(), **leaf.options}
+            options = {**headers.provider_options(), **leaf.options}
         else:
             # A config target without a key takes the request's bearer token only for providers
             # whose tokens travel that way (Vertex AI access tokens): a client's own OpenAI key
@@ -425,10 +444,23 @@ class Gateway:
                 raise BadRequest(f"Invalid custom host: {exc}") from None
         return adapter, Target(provider, api_key, options, custom_host)
 
+    def _virtual_key(self, ctx: RequestContext, slug: str) -> VirtualKey:
+        """The virtual key ``slug``, when it exists and the caller's workspace holds it."""
+        found = self.virtual_keys.get(slug) if self.virtual_keys is not None else None
+        principal = ctx.principal
+        if found is None or (
+            principal is not None and not principal.sees(found.workspace_id or DEFAULT_WORKSPACE)
+        ):
+            raise BadRequest(
+                f"Virtual key '{slug}' was not found; list them with GET /v1/virtual-keys "
+                "or `wayport vkeys list`"
+            )
+        return found
+
     async def _call_leaf(
         self, ctx: RequestContext, call: Call, plan: ConfigPlan, leaf: Leaf, spare: bool
     ) -> Reply:
-        adapter, target = self._target(leaf, call.headers, plan)
+        adapter, target = self._target(ctx, leaf, call.headers, plan)
         ctx.provider, ctx.last_target_path = adapter.name, leaf.path
         if not adapter.supports(call.endpoint):
             raise GatewayError(f"{call.endpoint.value} is not supported by {adapter.name}", status=400)
@@ -474,6 +506,8 @@ class Gateway:
                 if hit is not None:
                     ctx.cache_similarity = key.similarity
                     return hit
+        if self.enforcer is not None:
+            await self.enforcer.admit(ctx, adapter.name, params, call.endpoint)
         if isinstance(req, FanOut):
             fan_out = req
             reply = await self.retry.run(
@@ -632,6 +666,8 @@ class Gateway:
             if recorder is not None:
                 ok = 200 <= reply.status < 300
                 recorder.finish(ctx, reply.body, None if ok else reply.body[:2000].decode("utf-8", "replace"))
+            if self.enforcer is not None:
+                self.enforcer.settle(ctx)
             return
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         watcher = asyncio.ensure_future(_wait_disconnect(receive))
@@ -659,6 +695,8 @@ class Gateway:
             if recorder is not None:
                 error = None if completed else "the client disconnected before the stream ended"
                 recorder.finish(ctx, b"".join(kept) if kept else None, error)
+            if self.enforcer is not None:
+                self.enforcer.settle(ctx)
 
 
 def _unexpected(ctx: RequestContext) -> Reply:

@@ -47,7 +47,7 @@ class Reply:
 
     @classmethod
     def from_error(cls, exc: GatewayError) -> Reply:
-        return cls(exc.status, [JSON], exc.body(), gateway_exception=exc.stops_fallback)
+        return cls(exc.status, [JSON, *exc.headers], exc.body(), gateway_exception=exc.stops_fallback)
 
     async def discard(self) -> None:
         """Release the upstream connection of a reply that will not be sent."""

@@ -1,0 +1,66 @@
+"""`wayport vkeys add|list|rotate|rotate-master` on the embedded store."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from wayport.cli import cli
+from wayport.cli_vkeys import vkeys_app
+
+SECRET = "sk-cli-secret-0123456789abcdef"
+
+
+def _key_text() -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("WAYPORT_DATA_DIR", str(tmp_path / "data"))
+    for name in ("WAYPORT_DATABASE_URL", "WAYPORT_MASTER_KEY", "WAYPORT_MASTER_KEY_PREVIOUS"):
+        monkeypatch.delenv(name, raising=False)
+    assert CliRunner().invoke(cli, ["db", "upgrade"]).exit_code == 0
+    return tmp_path
+
+
+def test_add_list_and_rotate(env: Path) -> None:
+    runner = CliRunner()
+    added = runner.invoke(
+        vkeys_app, ["add", "CLI key", "--provider", "openai", "--key-stdin"], input=SECRET + "\n"
+    )
+    assert added.exit_code == 0, added.output
+    slug = added.output.strip()
+    assert slug.startswith("cli-key-")
+    listed = runner.invoke(vkeys_app, ["list"])
+    assert slug in listed.output and SECRET not in listed.output
+    rotated = runner.invoke(vkeys_app, ["rotate", slug, "--key", SECRET + "-2"])
+    assert rotated.exit_code == 0 and "credential replaced" in rotated.output
+    assert SECRET not in rotated.output
+
+
+def test_errors_name_the_problem(env: Path) -> None:
+    runner = CliRunner()
+    bad = runner.invoke(vkeys_app, ["add", "x", "--provider", "nope", "--key", "sk"])
+    assert bad.exit_code == 1 and "provider" in bad.output
+    missing = runner.invoke(vkeys_app, ["rotate", "no-such-key", "--key", "sk"])
+    assert missing.exit_code == 1 and "no active virtual key" in missing.output
+
+
+def test_rotate_master_moves_every_secret_to_the_new_key(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runner = CliRunner()
+    old = _key_text()
+    monkeypatch.setenv("WAYPORT_MASTER_KEY", old)
+    for name in ("a", "b"):
+        assert runner.invoke(vkeys_app, ["add", name, "--provider", "openai", "--key", SECRET]).exit_code == 0
+    monkeypatch.setenv("WAYPORT_MASTER_KEY", _key_text())
+    monkeypatch.setenv("WAYPORT_MASTER_KEY_PREVIOUS", old)
+    rotated = runner.invoke(vkeys_app, ["rotate-master"])
+    assert rotated.exit_code == 0, rotated.output
+    assert "re-encrypted 2 secrets" in rotated.output
+    monkeypatch.delenv("WAYPORT_MASTER_KEY_PREVIOUS")
+    assert "re-encrypted 0 secrets" in runner.invoke(vkeys_app, ["rotate-master"]).output
