@@ -206,7 +206,12 @@ async def test_delete_archives_and_the_slug_then_answers_404(api: Api) -> None:
         ({"name": "x", "provider": "openai", "key": SECRETS[0], "usage_limits": [1]}, "usage_limits"),
         ({"name": "x", "provider": "openai", "key": SECRETS[0], "rate_limits": "fast"}, "rate_limits"),
         (
-            {"name": "x", "provider": "openai", "key": SECRETS[0], "rate_limits": [{"unit": "rpm", "value": -1}]},
+            {
+                "name": "x",
+                "provider": "openai",
+                "key": SECRETS[0],
+                "rate_limits": [{"unit": "rpm", "value": -1}],
+            },
             "rate_limits[0].value",
         ),
         ({"name": "x", "provider": "openai", "key": SECRETS[0], "slug": "UPPER CASE"}, "slug"),
