@@ -331,6 +331,8 @@ class WayportApp:
         scope.setdefault("state", {})
         try:
             await control(scope, tee_receive, tee_send)
+            if status < 400:
+                await self._announce(scope["path"])
         finally:
             try:
                 await self.audit.record(principal, scope, status, b"".join(body)[:AUDIT_BODY_LIMIT] or None)
@@ -345,6 +347,21 @@ class WayportApp:
         except CatalogError as exc:
             raise GatewayError(exc.message, status=exc.status, errors=exc.errors or None) from None
 
+    async def _announce(self, path: str) -> None:
+        """Tell the other nodes at once that a key or virtual key changed (this node knows already)."""
+        if path.startswith("/v1/virtual-keys"):
+            await self.vk_cache.refresh()
+            kind = b"virtual-keys"
+        elif path.startswith("/v1/api-keys"):
+            kind = b"keys"
+        else:
+            return
+        if self.redis is not None:
+            try:
+                await self.redis.publish(CHANGES_CHANNEL, kind + b":")
+            except Exception:
+                log.warning("could not announce a %s change; other nodes see it within a second", kind.decode())
+
     async def _config_changed(self, slug: str) -> None:
         if self.redis is not None:
             await self.redis.publish(CHANGES_CHANNEL, b"config:" + slug.encode())
@@ -354,7 +371,8 @@ class WayportApp:
             await self.redis.publish(CHANGES_CHANNEL, b"prompt:" + key.encode())
 
     async def _follow_changes(self) -> None:
-        """Apply saved-config and prompt changes announced by other nodes."""
+        """Apply changes announced by other nodes: saved configs, prompts, keys and virtual keys
+        (which every node also re-reads on its own every second or so)."""
         assert self.redis is not None
         while True:
             try:
@@ -366,8 +384,12 @@ class WayportApp:
                         kind, _, key = bytes(message["data"]).decode().partition(":")
                         if kind == "config":
                             await self.catalog.resolver.refresh(key)
-                        else:
+                        elif kind == "prompt":
                             await self.catalog.renderer.refresh(key)
+                        elif kind == "keys":
+                            await self.key_ring.refresh()
+                        elif kind == "virtual-keys":
+                            await self.vk_cache.refresh()
             except asyncio.CancelledError:
                 raise
             except Exception:
