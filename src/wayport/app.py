@@ -308,10 +308,12 @@ class WayportApp:
     async def _audited(
         self, control: FastAPI, principal: Principal, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        """Run a changing control-plane request and append its audit entry (whatever its outcome)."""
+        """Run a changing control-plane request; its audit entry is written (and the change
+        announced to other nodes) before the answer starts, so a client that reads the audit log or
+        calls another node right after the answer finds both done."""
         body: list[bytes] = []
         size = 0
-        status = 500
+        recorded = False
 
         async def tee_receive() -> Any:
             nonlocal size
@@ -322,22 +324,27 @@ class WayportApp:
                 size += len(chunk)
             return message
 
+        async def record(status: int) -> None:
+            nonlocal recorded
+            recorded = True
+            try:
+                if status < 400:
+                    await self._announce(scope["path"])
+                await self.audit.record(principal, scope, status, b"".join(body)[:AUDIT_BODY_LIMIT] or None)
+            except Exception:
+                log.exception("could not write the audit entry of %s %s", scope["method"], scope["path"])
+
         async def tee_send(message: Any) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
+            if message["type"] == "http.response.start" and not recorded:
+                await record(message["status"])
             await send(message)
 
         scope.setdefault("state", {})
         try:
             await control(scope, tee_receive, tee_send)
-            if status < 400:
-                await self._announce(scope["path"])
         finally:
-            try:
-                await self.audit.record(principal, scope, status, b"".join(body)[:AUDIT_BODY_LIMIT] or None)
-            except Exception:
-                log.exception("could not write the audit entry of %s %s", scope["method"], scope["path"])
+            if not recorded:  # the app failed before it answered
+                await record(500)
 
     async def _render_prompt(
         self, ref: str, body: dict[str, Any]
