@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, Protocol
@@ -651,6 +651,10 @@ class Gateway:
 
     async def _respond(self, ctx: RequestContext, reply: Reply, send: Send, receive: Receive) -> None:
         ctx.status = reply.status
+        if ctx.virtual_key is not None and reply.stream is None and reply.status >= 400:
+            # the caller never had the virtual key's secrets: a provider that echoes its key in an
+            # error must not hand it to them (nor to the log)
+            reply.body = _without(reply.body, ctx.virtual_key.secret.values())
         headers = reply.headers
         headers.extend(ctx.response_headers())
         if reply.gateway_exception:
@@ -697,6 +701,13 @@ class Gateway:
                 recorder.finish(ctx, b"".join(kept) if kept else None, error)
             if self.enforcer is not None:
                 self.enforcer.settle(ctx)
+
+
+def _without(body: bytes, secrets: Iterable[Secret]) -> bytes:
+    for secret in secrets:
+        if len(secret.value) >= 8:
+            body = body.replace(secret.value.encode(), b"[REDACTED]")
+    return body
 
 
 def _unexpected(ctx: RequestContext) -> Reply:
