@@ -367,7 +367,7 @@ class WayportApp:
             try:
                 await self.redis.publish(CHANGES_CHANNEL, kind + b":")
             except Exception:
-                log.warning("could not announce a %s change; other nodes see it within a second", kind.decode())
+                log.warning("could not announce a %s change; other nodes see it in a second", kind.decode())
 
     async def _config_changed(self, slug: str) -> None:
         if self.redis is not None:
