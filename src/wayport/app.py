@@ -31,7 +31,7 @@ from wayport.errors import GatewayError
 from wayport.gateway.breaker_redis import RedisCircuitBreakers
 from wayport.gateway.caching import GatewayCache
 from wayport.gateway.dataplane import Gateway
-from wayport.gateway.reply import Receive, Scope, Send
+from wayport.gateway.reply import JSON, Receive, Scope, Send, send_body
 from wayport.gateway.retry import RetryRunner
 from wayport.gateway.upstream import UpstreamClient
 from wayport.observability.metrics import CONTENT_TYPE, Metrics
@@ -47,6 +47,7 @@ from wayport.security.auth import AllowAll, Authenticator, KeyAuthenticator
 from wayport.security.budgets import BudgetLedger
 from wayport.security.enforcement import Enforcer
 from wayport.security.guard import resource_guard, set_principal
+from wayport.security.hardening import check_json_depth, oversized_headers, read_body, replay, secured
 from wayport.security.keys import KeyRing, KeyStore
 from wayport.security.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from wayport.security.roles import LOCAL_OPERATOR, Principal
@@ -152,6 +153,10 @@ class WayportApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            oversized = oversized_headers(scope["headers"])
+            if oversized is not None:
+                await send_body(send, oversized.status, [JSON], oversized.body())
+                return
             path: str = scope["path"]
             if scope["method"] == "POST":
                 handler = self._posts.get(path)
@@ -289,15 +294,26 @@ class WayportApp:
                 scope, receive, send
             )
             return
+        send = secured(send)
         principal: Principal = LOCAL_OPERATOR
-        if self.key_auth is not None:
-            try:
+        try:
+            if self.key_auth is not None:
                 principal = self.key_auth.control_principal(scope["headers"])
-            except GatewayError as exc:
-                await JSONResponse({"status": "failure", "message": exc.message}, status_code=exc.status)(
-                    scope, receive, send
+            if scope["method"] in CHANGING_METHODS:
+                length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+                body = await read_body(
+                    receive,
+                    self.settings.max_body_bytes,
+                    int(length) if length and length.isdigit() else None,
                 )
-                return
+                if body:
+                    check_json_depth(body)
+                receive = replay(body, receive)
+        except GatewayError as exc:
+            await JSONResponse({"status": "failure", "message": exc.message}, status_code=exc.status)(
+                scope, receive, send
+            )
+            return
         set_principal(scope, principal)
         with bound(principal.workspace_id):
             if scope["method"] not in CHANGING_METHODS:

@@ -58,11 +58,16 @@ def parse_time(field: str, text: str) -> datetime:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+# bounds that keep every filter within the store's 64-bit integer columns
+MAX_USD = Decimal(10) ** 12
+MAX_MILLIS = 2**31 - 1
+
+
 def usd_to_micros(field: str, value: Decimal, *, upper: bool) -> int:
     """A dollar bound as micro-dollars: a lower bound rounds up and an upper bound down, so that
     ``cost >= bound`` means the same on the integer column as on the exact decimal."""
-    if not value.is_finite() or value < 0:
-        raise FieldError(field, "must be a non-negative number of US dollars")
+    if not value.is_finite() or value < 0 or value > MAX_USD:
+        raise FieldError(field, f"must be a number of US dollars from 0 to {MAX_USD}")
     micros = value.scaleb(6)
     return int(micros.to_integral_value(rounding=ROUND_FLOOR if upper else ROUND_CEILING))
 
@@ -107,8 +112,8 @@ async def log_filters(
     cache_status: Annotated[list[str] | None, Query(description="HIT, MISS, DISABLED, ...")] = None,
     cost_min: Annotated[Decimal | None, Query(description="US dollars")] = None,
     cost_max: Annotated[Decimal | None, Query(description="US dollars")] = None,
-    latency_min: Annotated[int | None, Query(ge=0, description="milliseconds")] = None,
-    latency_max: Annotated[int | None, Query(ge=0, description="milliseconds")] = None,
+    latency_min: Annotated[int | None, Query(ge=0, le=MAX_MILLIS, description="milliseconds")] = None,
+    latency_max: Annotated[int | None, Query(ge=0, le=MAX_MILLIS, description="milliseconds")] = None,
     user: Annotated[str | None, Query(description="metadata._user")] = None,
     metadata: Annotated[
         str | None, Query(description='JSON object, e.g. {"env":"prod"}; or metadata.<key>=<value>')
