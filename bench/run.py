@@ -18,6 +18,7 @@ import functools
 import http.client
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -270,7 +271,14 @@ class Bench:
         )
         self.report.notes.append(f"gateway answered GET /health {waited:.1f} s after start")
         url = f"http://{HOST}:{port}/v1/chat/completions"
-        return Target(self.opts.gateway_name, url, GATEWAY_HEADERS, True)
+        headers = GATEWAY_HEADERS
+        if not self.opts.gateway_cmd:
+            # auth is on: requests carry the owner key that the first start printed
+            found = re.search(r"wp-[A-Za-z0-9_-]{43}", (self.work / "gateway.log").read_text())
+            if found is None:
+                raise BenchError("the gateway printed no API key at its first start; see gateway.log")
+            headers = (*GATEWAY_HEADERS, f"x-portkey-api-key: {found.group(0)}")
+        return Target(self.opts.gateway_name, url, headers, True)
 
     # -- measurements
     def gateway_ticks(self) -> int:
