@@ -117,3 +117,22 @@ def test_a_workspace_key_cannot_create_in_another_workspace(wp: SecuredGateway) 
         key = client.post("/v1/api-keys/workspace/service", json={"name": "x", "workspace_id": "beta"})
         assert key.status_code == 200
         assert client.get(f"/v1/api-keys/{key.json()['id']}").json()["workspace_id"] == "alpha"
+
+
+def test_a_saved_config_serves_only_its_workspace(wp: SecuredGateway) -> None:
+    _, alpha = wp.create_key("manager", workspace="alpha")
+    _, beta = wp.create_key("member", workspace="beta")
+    with wp.control(alpha) as client:
+        slug = client.post(
+            "/v1/configs",
+            json={"name": "alpha-only", "config": {"provider": "openai", "api_key": "sk-alpha"}},
+        ).json()["slug"]
+    request = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+    for token, expected in ((alpha, 200), (beta, 400)):
+        answer = httpx.post(
+            wp.server.v1 + "/chat/completions",
+            json=request,
+            headers={"x-portkey-api-key": token, "x-portkey-config": slug, "Authorization": "Bearer sk-x"},
+        )
+        assert answer.status_code == expected, answer.text
+    assert slug in answer.json()["message"] and "not found" in answer.json()["message"]

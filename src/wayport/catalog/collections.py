@@ -18,7 +18,7 @@ from wayport.catalog.db import writing
 from wayport.catalog.errors import NotFound
 from wayport.catalog.ids import new_id, new_slug, utcnow
 from wayport.store.schema import PromptCollectionRow
-from wayport.store.tenancy import listing_workspace, visible, workspace_for_new
+from wayport.store.tenancy import visible, workspace_for_new
 
 __all__ = ["Collection", "CollectionRepository"]
 
@@ -103,7 +103,7 @@ class CollectionRepository:
         self, *, workspace_id: str | None = None, search: str | None = None
     ) -> builtins.list[Collection]:
         """Collections of the workspace (the default one included), default first, then by name."""
-        workspace_id = listing_workspace(workspace_id)
+        workspace_id = workspace_for_new(workspace_id)
         await self.default(workspace_id)
         statement = select(_TABLE).order_by(_C.is_default.desc(), _C.name, _C.id)
         statement = statement.where(

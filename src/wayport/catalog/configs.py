@@ -188,9 +188,9 @@ class ConfigRepository:
             conditions.append(_C.status == ACTIVE)
         return await self._select(and_(true(), *conditions))
 
-    async def active(self) -> dict[str, dict[str, Any]]:
-        """Every active config's current content by slug (what the resolver loads at start)."""
-        return {saved.slug: saved.config for saved in await self._select(_C.status == ACTIVE)}
+    async def active(self) -> builtins.list[SavedConfig]:
+        """Every active config with its current content (what the resolver loads at start)."""
+        return await self._select(_C.status == ACTIVE)
 
     async def update(
         self,

@@ -113,7 +113,9 @@ class PartialRepository:
     ) -> builtins.list[Partial]:
         """Active partials by name."""
         workspace_id = listing_workspace(workspace_id)
-        statement = select(_PARTIALS).where(_P.status == ACTIVE).order_by(_P.name, _P.id)
+        statement = (
+            select(_PARTIALS).where(_P.status == ACTIVE, visible(_P.workspace_id)).order_by(_P.name, _P.id)
+        )
         if collection_id:
             statement = statement.where(_P.collection_id == collection_id)
         if workspace_id:

@@ -131,7 +131,7 @@ class PromptRepository:
     ) -> tuple[builtins.list[tuple[Prompt, str | None]], int]:
         """One page of active prompts, newest first, each with its published version's model; and
         how many there are in all."""
-        conditions = [_P.status == ACTIVE]
+        conditions = [_P.status == ACTIVE, visible(_P.workspace_id)]
         workspace_id = listing_workspace(workspace_id)
         if collection_id:
             conditions.append(_P.collection_id == (await self._collections.resolve(collection_id)).id)

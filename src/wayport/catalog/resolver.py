@@ -26,6 +26,7 @@ class ConfigResolver:
     def __init__(self, repository: ConfigRepository) -> None:
         self._repository = repository
         self._configs: dict[str, dict[str, Any]] = {}
+        self._workspaces: dict[str, str | None] = {}
         self.version = 0
         self.loaded = False
 
@@ -36,13 +37,18 @@ class ConfigResolver:
             configs = await self._repository.active()
             if seen == self.version:  # no write was applied while reading: nothing to lose
                 break
-        self._configs = configs
+        self._configs = {saved.slug: saved.config for saved in configs}
+        self._workspaces = {saved.slug: saved.workspace_id for saved in configs}
         self.loaded = True
         self.version += 1
 
     def resolve(self, slug: str) -> dict[str, Any] | None:
         """The config saved under ``slug``; ``None`` when it is unknown or archived."""
         return self._configs.get(slug)
+
+    def workspace_of(self, slug: str) -> str | None:
+        """The workspace of the config saved under ``slug`` (``None``: made before workspaces)."""
+        return self._workspaces.get(slug)
 
     def __contains__(self, slug: object) -> bool:
         return slug in self._configs
@@ -54,8 +60,10 @@ class ConfigResolver:
         """Take a config as just written by this process."""
         if saved.status == ACTIVE:
             self._configs[saved.slug] = saved.config
+            self._workspaces[saved.slug] = saved.workspace_id
         else:
             self._configs.pop(saved.slug, None)
+            self._workspaces.pop(saved.slug, None)
         self.version += 1
 
     def invalidate(self, slug: str) -> None:

@@ -79,6 +79,8 @@ class SavedConfigs(Protocol):
 
     def resolve(self, slug: str) -> dict[str, Any] | None: ...
 
+    def workspace_of(self, slug: str) -> str | None: ...
+
 
 # Renders a prompt reference and request body into (OpenAI request, "chat" | "complete", prompt info).
 PromptRenderer = Callable[[str, dict[str, Any]], Awaitable[tuple[dict[str, Any], str, dict[str, Any]]]]
@@ -294,6 +296,7 @@ class Gateway:
         if metadata:
             ctx.metadata.update(metadata)
         await self.authenticator.authenticate(ctx, headers)
+        self._check_saved_config(ctx, headers)
         route = RouteInput(ctx.metadata, call.body, scope["path"])
         return await self.router.walk(
             plan.root, lambda leaf, spare: self._call_leaf(ctx, call, plan, leaf, spare), route
@@ -309,6 +312,7 @@ class Gateway:
             plan = self._plan(headers)
             ctx.metadata = headers.metadata()
             await self.authenticator.authenticate(ctx, headers)
+            self._check_saved_config(ctx, headers)
             leaf = _first_leaf(plan.root)
             adapter, target = self._target(ctx, leaf, headers, plan)
             ctx.provider, ctx.last_target_path = adapter.name, leaf.path
@@ -392,6 +396,15 @@ class Gateway:
         if problem:
             raise BadRequest(problem)
         return _HEADER_PLAN
+
+    def _check_saved_config(self, ctx: RequestContext, headers: RequestHeaders) -> None:
+        """A saved config is only for callers of its workspace (as on the control plane)."""
+        raw = headers.portkey.get("config")
+        if not raw or self.saved_configs is None or raw.lstrip().startswith("{") or ctx.principal is None:
+            return
+        slug = raw.strip()
+        if not ctx.principal.sees(self.saved_configs.workspace_of(slug) or DEFAULT_WORKSPACE):
+            raise BadRequest(f"Config '{slug}' was not found; save it with POST /v1/configs or send the JSON")
 
     def _parse_saved(self, slug: str, version: int) -> ConfigPlan:
         # ``version`` is part of the cache key: a saved config that changes is parsed again.

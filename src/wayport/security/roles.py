@@ -11,7 +11,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-DEFAULT_WORKSPACE = "default"
+from wayport.store.tenancy import DEFAULT_WORKSPACE
+
+__all__ = [
+    "DEFAULT_WORKSPACE",
+    "LOCAL_OPERATOR",
+    "ORG_ROLES",
+    "ROLE_SCOPES",
+    "SCOPES",
+    "Principal",
+    "Role",
+    "ScopeError",
+    "parse_role",
+    "parse_scopes",
+]
 
 
 class Role(StrEnum):
@@ -111,9 +124,9 @@ class Principal:
         return scope in self.scopes
 
     def sees(self, workspace_id: str | None) -> bool:
-        """Whether a row of ``workspace_id`` is visible (rows made before workspaces existed have
-        none: only organisation keys see them)."""
-        return self.workspace_id is None or self.workspace_id == workspace_id
+        """Whether a row of ``workspace_id`` is visible (rows without one belong to the default
+        workspace)."""
+        return self.workspace_id is None or self.workspace_id == (workspace_id or DEFAULT_WORKSPACE)
 
     def workspace(self, requested: str | None = None) -> str:
         """The workspace a new row goes to: a workspace key's own; an organisation key's choice

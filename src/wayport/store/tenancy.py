@@ -13,7 +13,10 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from sqlalchemy import ColumnElement, true
+from sqlalchemy import ColumnElement, or_, true
+
+# rows made before workspaces existed (no workspace) belong to this one
+DEFAULT_WORKSPACE = "default"
 
 _WORKSPACE: ContextVar[str | None] = ContextVar("wayport_workspace", default=None)
 
@@ -35,7 +38,12 @@ def bound(workspace_id: str | None) -> Iterator[None]:
 def visible(column: Any) -> ColumnElement[bool]:
     """A condition on a ``workspace_id`` column: rows of the bound workspace (all when unbound)."""
     workspace = _WORKSPACE.get()
-    return true() if workspace is None else column == workspace
+    if workspace is None:
+        return true()
+    condition: ColumnElement[bool] = column == workspace
+    if workspace == DEFAULT_WORKSPACE:
+        condition = or_(condition, column.is_(None))
+    return condition
 
 
 def workspace_for_new(requested: str | None) -> str | None:
@@ -45,6 +53,6 @@ def workspace_for_new(requested: str | None) -> str | None:
 
 
 def listing_workspace(requested: str | None) -> str | None:
-    """The workspace a listing is limited to: the bound one (whatever was asked), else the request's."""
-    workspace = _WORKSPACE.get()
-    return workspace if workspace is not None else requested
+    """The workspace a listing asks for, when it may choose (unbound); bound listings are limited
+    by :func:`visible` whatever they ask."""
+    return requested if _WORKSPACE.get() is None else None
