@@ -14,7 +14,7 @@ is held in integer micro-dollars. A token budget counts input plus output tokens
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -89,32 +89,37 @@ class RateLimit:
 
 def parse_usage_limits(value: Any) -> tuple[BudgetLimit, ...]:
     """``usage_limits`` (``None``, one object or a list of objects) as budgets."""
-    if value is None:
-        return ()
-    items = value if isinstance(value, list) else [value]
-    budgets: list[BudgetLimit] = []
-    for index, item in enumerate(items):
-        where = "usage_limits" if not isinstance(value, list) else f"usage_limits[{index}]"
-        budget = _budget(item, where)
-        if any(b.kind == budget.kind and b.reset == budget.reset for b in budgets):
-            raise LimitError(f"{where}: a second {budget.kind.value} budget with the same periodic_reset")
-        budgets.append(budget)
-    return tuple(budgets)
+    return _parse_all(value, "usage_limits", _budget, lambda b: (b.kind, b.reset), "budget", "periodic_reset")
 
 
 def parse_rate_limits(value: Any) -> tuple[RateLimit, ...]:
     """``rate_limits`` (``None``, one object or a list of objects) as rate limits."""
+    return _parse_all(value, "rate_limits", _rate, lambda r: (r.kind, r.window_s), "limit", "unit")
+
+
+_L = TypeVar("_L", BudgetLimit, RateLimit)
+
+
+def _parse_all(
+    value: Any,
+    field: str,
+    parse: Callable[[Any, str], _L],
+    identity: Callable[[_L], object],
+    noun: str,
+    axis: str,
+) -> tuple[_L, ...]:
+    """Each item of ``value`` parsed; two items of the same kind on the same ``axis`` are refused."""
     if value is None:
         return ()
     items = value if isinstance(value, list) else [value]
-    limits: list[RateLimit] = []
+    parsed: list[_L] = []
     for index, item in enumerate(items):
-        where = "rate_limits" if not isinstance(value, list) else f"rate_limits[{index}]"
-        limit = _rate(item, where)
-        if any(r.kind == limit.kind and r.window_s == limit.window_s for r in limits):
-            raise LimitError(f"{where}: a second {limit.kind.value} limit with the same unit")
-        limits.append(limit)
-    return tuple(limits)
+        where = field if not isinstance(value, list) else f"{field}[{index}]"
+        limit = parse(item, where)
+        if any(identity(other) == identity(limit) for other in parsed):
+            raise LimitError(f"{where}: a second {limit.kind.value} {noun} with the same {axis}")
+        parsed.append(limit)
+    return tuple(parsed)
 
 
 def _budget(item: Any, where: str) -> BudgetLimit:
