@@ -163,7 +163,7 @@ def prompts_router(state: CatalogState) -> APIRouter:
         collection_id: Annotated[str | None, Query()] = None,
         workspace_id: Annotated[str | None, Query()] = None,
         search: Annotated[str | None, Query()] = None,
-        current_page: Annotated[int, Query(ge=0)] = 0,
+        current_page: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
         page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> Response:
         """One page of active prompts, newest first; ``total`` counts them all."""

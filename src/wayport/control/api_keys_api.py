@@ -125,7 +125,7 @@ def api_keys_router(store: KeyStore, ring: KeyRing, workspaces: WorkspaceStore) 
         principal: Caller,
         workspace_id: Annotated[str | None, Query()] = None,
         page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
-        current_page: Annotated[int, Query(ge=0)] = 0,
+        current_page: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     ) -> Response:
         keys = [
             key

@@ -65,7 +65,7 @@ def audit_router(audit: AuditLog) -> APIRouter:
         action: Annotated[str | None, Query(description="create, update, delete, revoke, ...")] = None,
         since: Annotated[datetime | None, Query()] = None,
         page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
-        current_page: Annotated[int, Query(ge=0)] = 0,
+        current_page: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     ) -> Response:
         """Changes newest first; append-only (there is no route that edits or deletes them)."""
         entries = await audit.list(

@@ -346,7 +346,11 @@ class ConfigParser:
         if errors:
             raise ConfigError("Invalid config passed", errors=errors)
         # Breaker state is shared by requests that send the same config (or the same config id).
-        digest = hashlib.sha1(orjson.dumps(normalised, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+        try:
+            canonical = orjson.dumps(normalised, option=orjson.OPT_SORT_KEYS)
+        except TypeError as exc:  # e.g. an integer beyond 64 bits in override_params
+            raise ConfigError("Invalid config passed", errors=[f"path: config, message: {exc}"]) from None
+        digest = hashlib.sha1(canonical).hexdigest()[:16]
         root = self._build(node, "config", _Inherited(override_params={}), str(data.get("id") or digest))
         return ConfigPlan(
             root, provider_from_headers=node.provider is None and not node.targets, source=normalised
