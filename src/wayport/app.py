@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
+import orjson
 import redis.asyncio
 from fastapi import Depends, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -23,14 +26,18 @@ from wayport.cache import MemoryBackend, RedisBackend, ResponseCache
 from wayport.cache.local_embedder import local_semantic_cache
 from wayport.cache.semantic_sync import SemanticSync
 from wayport.catalog import CatalogError, CatalogState, configs_router, prompts_router
+from wayport.console.app import Console
+from wayport.console.budgets import budget_view
+from wayport.console.session import SessionSigner
 from wayport.control import ControlState, create_control_app
+from wayport.control.analytics import Analytics
 from wayport.control.api_keys_api import api_keys_router
 from wayport.control.virtual_keys_api import virtual_keys_router
 from wayport.control.workspaces_api import audit_router, workspaces_router
 from wayport.errors import GatewayError
 from wayport.gateway.breaker_redis import RedisCircuitBreakers
 from wayport.gateway.caching import GatewayCache
-from wayport.gateway.dataplane import Gateway
+from wayport.gateway.dataplane import PRESET_API_KEY, PRESET_PRINCIPAL, Gateway
 from wayport.gateway.reply import JSON, Receive, Scope, Send, send_body
 from wayport.gateway.retry import RetryRunner
 from wayport.gateway.upstream import UpstreamClient
@@ -48,7 +55,8 @@ from wayport.security.budgets import BudgetLedger
 from wayport.security.enforcement import Enforcer
 from wayport.security.guard import resource_guard, set_principal
 from wayport.security.hardening import check_json_depth, oversized_headers, read_body, replay, secured
-from wayport.security.keys import KeyRing, KeyStore
+from wayport.security.keys import ApiKey, KeyRing, KeyStore
+from wayport.security.limits import LimitError, parse_usage_limits
 from wayport.security.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from wayport.security.roles import LOCAL_OPERATOR, Principal
 from wayport.security.ssrf import HostPolicy
@@ -59,6 +67,7 @@ from wayport.security.workspaces import WorkspaceStore
 from wayport.settings import Settings
 from wayport.store.engine import create_engine
 from wayport.store.feedback import FeedbackRepository
+from wayport.store.filters import LogFilters
 from wayport.store.logs import LogRepository
 from wayport.store.migrate import upgrade
 from wayport.store.tenancy import bound
@@ -125,6 +134,7 @@ class WayportApp:
         # set at start-up when auth is on: checks keys on the control plane (the data plane's
         # authenticator is the same object)
         self.key_auth: KeyAuthenticator | None = None
+        self._console: Console | None = None
         self._control: FastAPI | None = None
         policy = HostPolicy(settings.trusted_hosts)
         self.upstream = UpstreamClient(settings, policy)
@@ -177,7 +187,19 @@ class WayportApp:
             if path.startswith("/v1/"):
                 await self.gateway.proxy(scope, receive, send)
                 return
+            if path == "/console" or path.startswith("/console/"):
+                await self._console_app(scope, receive, send)
+                return
         await self._web(scope, receive, send)
+
+    async def _console_app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        console = self._console
+        if console is None:
+            await JSONResponse({"status": "failure", "message": "Wayport is starting"}, status_code=503)(
+                scope, receive, send
+            )
+            return
+        await console({**scope, "root_path": "/console"}, receive, send)
 
     @asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -207,7 +229,8 @@ class WayportApp:
         await self.vk_cache.load()
         self.gateway.virtual_keys = self.vk_cache
         limiter = RedisRateLimiter(self.redis) if self.redis is not None else MemoryRateLimiter()
-        self.enforcer = Enforcer(UsageGate(BudgetLedger(self.engine), limiter, self.recorder.pricer))
+        self.budgets = BudgetLedger(self.engine)
+        self.enforcer = Enforcer(UsageGate(self.budgets, limiter, self.recorder.pricer))
         self.gateway.enforcer = self.enforcer
         if settings.auth:
             self.key_auth = KeyAuthenticator(self.key_ring)
@@ -235,6 +258,9 @@ class WayportApp:
         self._control.include_router(workspaces_router(self.workspaces))
         self._control.include_router(audit_router(self.audit))
         self._control.include_router(virtual_keys_router(self.vk_store, self.vk_cache, _audit_change))
+        self._console = Console(
+            self, SessionSigner(await self.vault.get_or_create_secret(self.engine, "console-session"))
+        )
         keys_task = asyncio.create_task(self.key_ring.follow(), name="wayport-key-ring")
         vk_task = asyncio.create_task(self.vk_cache.follow(1.0), name="wayport-virtual-keys")
         # Changes made elsewhere (other nodes, other workers, the CLI) arrive through Redis, or
@@ -314,12 +340,89 @@ class WayportApp:
                 scope, receive, send
             )
             return
+        await self._as(principal, control, scope, receive, send)
+
+    async def _as(
+        self, principal: Principal, control: FastAPI, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """Serve a control-plane request as ``principal``: its workspace bound, changes audited."""
         set_principal(scope, principal)
         with bound(principal.workspace_id):
             if scope["method"] not in CHANGING_METHODS:
                 await control(scope, receive, send)
             else:
                 await self._audited(control, principal, scope, receive, send)
+
+    async def control_call(
+        self, principal: Principal, method: str, path: str, *, query: str = "", body: Any = None
+    ) -> tuple[int, Any]:
+        """A control-plane request made in-process (the console's): the same routes, scope checks,
+        workspace rules and audit entries as over HTTP. Answers (status, decoded JSON)."""
+        control = self._control
+        if control is None:
+            return 503, {"status": "failure", "message": "Wayport is starting"}
+        return await _in_process(
+            lambda scope, receive, send: self._as(principal, control, scope, receive, send),
+            method,
+            path,
+            query,
+            body,
+        )
+
+    async def playground_call(
+        self, principal: Principal, api_key: Any, ref: str, body: Any, virtual_key: str
+    ) -> tuple[int, Any]:
+        """``POST /v1/prompts/{ref}/playground`` in-process, as the console's signed-in key, with
+        the provider and its credentials from ``virtual_key``."""
+        extra = {PRESET_PRINCIPAL: principal, PRESET_API_KEY: api_key}
+        return await _in_process(
+            lambda scope, receive, send: self.gateway.prompt_playground(scope, receive, send, ref),
+            "POST",
+            f"/v1/prompts/{ref}/playground",
+            "",
+            body,
+            extra,
+            [(b"x-portkey-virtual-key", virtual_key.encode())],
+        )
+
+    # -- what the console needs (wayport.console.host.ConsoleHost) ------------------------------
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.key_auth is not None
+
+    def verify_token(self, token: str) -> ApiKey:
+        if self.key_auth is None:
+            raise GatewayError("auth is off; no key is needed", status=400)
+        return self.key_auth.verify(token)
+
+    def key_by_id(self, key_id: str) -> ApiKey | None:
+        return self.key_ring.by_id(key_id)
+
+    async def budget_usage(self, principal: Principal) -> dict[str, list[dict[str, Any]]]:
+        """The budgets of every API key and virtual key ``principal`` sees, with their spend now."""
+        owners: list[tuple[str, str, Any]] = []
+        with bound(principal.workspace_id):
+            for key in await self.keys.list(workspace_id=principal.workspace_id):
+                owners.append(("ak", key.id, key.usage_limits))
+            for vk in await self.vk_store.list(workspace_id=principal.workspace_id):
+                owners.append(("vk", vk.id, vk.usage_limits))
+        usage: dict[str, list[dict[str, Any]]] = {}
+        for kind, owner_id, limits in owners:
+            try:
+                budgets = parse_usage_limits(limits)
+            except LimitError:
+                continue
+            for budget in budgets:
+                used, reserved = await self.budgets.usage(f"{kind}:{owner_id}", budget)
+                usage.setdefault(f"{kind}:{owner_id}", []).append(budget_view(budget, used, reserved))
+        return usage
+
+    async def log_groups(
+        self, principal: Principal, filters: LogFilters, dimension: str
+    ) -> list[dict[str, Any]]:
+        with bound(principal.workspace_id):
+            return await Analytics(self.logs).groups(filters, dimension)
 
     async def _audited(
         self, control: FastAPI, principal: Principal, scope: Scope, receive: Receive, send: Send
@@ -455,6 +558,64 @@ class WayportApp:
 
 async def _audit_change(request: Request, action: str, slug: str, before: Any, after: Any) -> None:
     note_change(request, resource_id=slug, before=before, after=after, action=action)
+
+
+async def _in_process(
+    handler: Handler,
+    method: str,
+    path: str,
+    query: str,
+    body: Any,
+    extra: dict[str, Any] | None = None,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> tuple[int, Any]:
+    """Run ``handler`` on a request built here (no socket); answers (status, decoded JSON body)."""
+    payload = orjson.dumps(body) if body is not None else b""
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+            *(headers or []),
+        ],
+        "client": ("127.0.0.1", 0),
+        "server": ("wayport-console", 0),
+        "state": {},
+        **(extra or {}),
+    }
+    delivered = False
+    status = 500
+    chunks: list[bytes] = []
+
+    async def receive() -> Any:
+        nonlocal delivered
+        if delivered:
+            await asyncio.Event().wait()  # no disconnect: the caller waits for the whole answer
+        delivered = True
+        return {"type": "http.request", "body": payload, "more_body": False}
+
+    async def send(message: Any) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    await handler(scope, receive, send)
+    raw = b"".join(chunks)
+    try:
+        # money stays exact: decimals are read as Decimal, never float
+        return status, json.loads(raw, parse_float=Decimal) if raw else None
+    except ValueError:
+        return status, raw.decode("utf-8", "replace")
 
 
 def _redis_client(url: str) -> redis.asyncio.Redis:

@@ -93,6 +93,54 @@ class Analytics:
         self._conditions: Callable[[LogFilters], list[ColumnElement[bool]]] = logs.conditions
         self._dialect = self._engine.dialect.name
 
+    async def groups(self, filters: LogFilters, dimension: str, limit: int = 20) -> list[Point]:
+        """Totals per value of ``dimension`` (provider, model, api_key, virtual_key, workspace or
+        ``metadata.<key>``) over ``filters``, most requests first."""
+        column = self._dimension(dimension)
+        statement = (
+            select(
+                column.label("value"),
+                func.count().label("requests"),
+                func.sum(_LOGS.cost_micros).label("cost"),
+                func.sum(_LOGS.prompt_tokens + _LOGS.completion_tokens).label("tokens"),
+                func.avg(_LOGS.latency_ms).label("latency"),
+                func.sum(case((_LOGS.status >= 400, 1), else_=0)).label("errors"),
+            )
+            .where(*self._conditions(filters))
+            .group_by(column)
+            .order_by(func.count().desc())
+            .limit(limit)
+        )
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(statement)).mappings().all()
+        return [
+            {
+                "value": row["value"],
+                "requests": int(row["requests"]),
+                "cost": usd(_int(row["cost"])),
+                "tokens": _int(row["tokens"]),
+                "mean_latency_ms": round(float(row["latency"] or 0)),
+                "errors": _int(row["errors"]),
+            }
+            for row in rows
+        ]
+
+    def _dimension(self, dimension: str) -> ColumnElement[Any]:
+        columns = {
+            "provider": _LOGS.provider,
+            "model": _LOGS.model_served,
+            "api_key": _LOGS.api_key_id,
+            "virtual_key": _LOGS.virtual_key,
+            "workspace": _LOGS.workspace_id,
+        }
+        if dimension in columns:
+            return columns[dimension]
+        key = dimension.removeprefix("metadata.")
+        if not dimension.startswith("metadata.") or not key:
+            raise ValueError(f"cannot group by {dimension!r}: use {', '.join(columns)} or metadata.<key>")
+        value: ColumnElement[Any] = _LOGS.metadata[key].as_string()
+        return value
+
     async def graph(self, metric: str, filters: LogFilters, granularity: Granularity | None = None) -> Point:
         """``{"summary": {...}, "data_points": [{"timestamp": ..., ...}]}`` for ``metric`` over
         ``filters`` (whose ``since`` and ``until`` must be set)."""

@@ -55,6 +55,10 @@ from wayport.settings import Settings
 
 log = logging.getLogger("wayport")
 
+# The scope key of a principal authenticated before the data plane (the console's own calls;
+# a server-built scope, which no client can set).
+PRESET_PRINCIPAL = "wayport.preset_principal"
+PRESET_API_KEY = "wayport.preset_api_key"
 NO_PROVIDER = "Either x-portkey-config or x-portkey-provider header is required"
 NO_PROVIDER_IN_CONFIG = (
     "Either x-portkey-provider needs to be passed. Or the x-portkey-config header should have a valid "
@@ -295,7 +299,14 @@ class Gateway:
         ctx.metadata = headers.metadata()
         if metadata:
             ctx.metadata.update(metadata)
-        await self.authenticator.authenticate(ctx, headers)
+        preset = scope.get(PRESET_PRINCIPAL)
+        if preset is None:
+            await self.authenticator.authenticate(ctx, headers)
+        elif not preset.can("completions"):
+            raise GatewayError(f"this API key ({preset.name}) lacks the scope 'completions'", status=403)
+        else:
+            # an in-process request of the console, signed in already
+            ctx.principal, ctx.api_key = preset, scope.get(PRESET_API_KEY)
         self._check_saved_config(ctx, headers)
         route = RouteInput(ctx.metadata, call.body, scope["path"])
         return await self.router.walk(

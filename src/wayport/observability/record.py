@@ -70,6 +70,7 @@ class LogRecord:
     created_at: datetime = field(default_factory=_utcnow)
     workspace_id: str | None = None
     api_key_id: str | None = None
+    virtual_key: str | None = None
     provider: str | None = None
     model_requested: str | None = None
     model_served: str | None = None

@@ -116,6 +116,7 @@ class RequestRecorder:
         return LogRecord(
             workspace_id=principal.workspace(None) if principal is not None else None,
             api_key_id=principal.key_id if principal is not None else None,
+            virtual_key=ctx.virtual_key.slug if ctx.virtual_key is not None else None,
             trace_id=ctx.trace_id,
             span_id=ctx.span_id,
             parent_span_id=ctx.parent_span_id,

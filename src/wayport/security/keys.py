@@ -207,6 +207,7 @@ class KeyRing:
         self._store = store
         self._hash_key = hash_key
         self._by_hash: dict[str, ApiKey] = {}
+        self._by_id: dict[str, ApiKey] = {}
         self._watermark: datetime | None = None
         self.refresh_interval = refresh_interval
 
@@ -218,8 +219,10 @@ class KeyRing:
         for key in changed:
             if key.revoked_at is None:
                 self._by_hash[key.key_hash] = key
+                self._by_id[key.id] = key
             else:
                 self._by_hash.pop(key.key_hash, None)
+                self._by_id.pop(key.id, None)
             if self._watermark is None or key.updated_at > self._watermark:
                 self._watermark = key.updated_at
 
@@ -242,9 +245,14 @@ class KeyRing:
             return None
         return key
 
+    def by_id(self, key_id: str) -> ApiKey | None:
+        """The active (not revoked) key with this id; expiry is the caller's check."""
+        return self._by_id.get(key_id)
+
     def forget(self, key: ApiKey) -> None:
         """Drop a key at once on this node (revocation by this node's API)."""
         self._by_hash.pop(key.key_hash, None)
+        self._by_id.pop(key.id, None)
 
     def __len__(self) -> int:
         return len(self._by_hash)

@@ -90,6 +90,7 @@ class LogRow(Base):
     span_name: Mapped[str | None] = mapped_column(String(255))
     workspace_id: Mapped[str | None] = mapped_column(String(64))
     api_key_id: Mapped[str | None] = mapped_column(String(64))
+    virtual_key: Mapped[str | None] = mapped_column(String(255))
     provider: Mapped[str | None] = mapped_column(String(64))
     model_requested: Mapped[str | None] = mapped_column(String(255))
     model_served: Mapped[str | None] = mapped_column(String(255))

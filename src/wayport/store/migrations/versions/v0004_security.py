@@ -30,6 +30,8 @@ def _at(name: str, nullable: bool = False) -> sa.Column[Any]:
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("logs") as batch:
+        batch.add_column(sa.Column("virtual_key", sa.String(255), nullable=True))
     with op.batch_alter_table("feedback") as batch:
         batch.add_column(sa.Column("workspace_id", sa.String(64), nullable=True))
         batch.create_index("ix_feedback_workspace_id", ["workspace_id"])
@@ -122,6 +124,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("logs") as batch:
+        batch.drop_column("virtual_key")
     with op.batch_alter_table("feedback") as batch:
         batch.drop_index("ix_feedback_workspace_id")
         batch.drop_column("workspace_id")
