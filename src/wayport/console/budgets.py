@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from wayport.control.render import usd
@@ -12,7 +13,7 @@ def budget_view(budget: BudgetLimit, used: int, reserved: int) -> dict[str, Any]
     cost = budget.kind is BudgetKind.COST
 
     def text(amount: int) -> str:
-        return f"${format(usd(amount) or 0, 'f')}" if cost else f"{amount:,} tokens"
+        return f"${format((usd(amount) or Decimal(0)).normalize(), 'f')}" if cost else f"{amount:,} tokens"
 
     return {
         "label": f"{'cost' if cost else 'token'} budget",
