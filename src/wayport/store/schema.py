@@ -127,6 +127,8 @@ class LogRow(Base):
         Index("ix_logs_created_at_id", "created_at", "id"),
         Index("ix_logs_trace_id", "trace_id"),
         Index("ix_logs_provider_model", "provider", "model_requested", "created_at"),
+        # the console's provider filter, newest first, without sorting the provider's rows
+        Index("ix_logs_provider_created_at", "provider", "created_at", "id"),
         Index("ix_logs_model_served", "model_served", "created_at"),
         Index("ix_logs_status", "status", "created_at"),
         Index("ix_logs_end_user", "end_user", "created_at"),

@@ -32,6 +32,7 @@ def _at(name: str, nullable: bool = False) -> sa.Column[Any]:
 def upgrade() -> None:
     with op.batch_alter_table("logs") as batch:
         batch.add_column(sa.Column("virtual_key", sa.String(255), nullable=True))
+        batch.create_index("ix_logs_provider_created_at", ["provider", "created_at", "id"])
     with op.batch_alter_table("feedback") as batch:
         batch.add_column(sa.Column("workspace_id", sa.String(64), nullable=True))
         batch.create_index("ix_feedback_workspace_id", ["workspace_id"])
@@ -125,6 +126,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("logs") as batch:
+        batch.drop_index("ix_logs_provider_created_at")
         batch.drop_column("virtual_key")
     with op.batch_alter_table("feedback") as batch:
         batch.drop_index("ix_feedback_workspace_id")
