@@ -79,6 +79,9 @@ def seeded(openai_emulator: OpenAIEmulator, tmp_path_factory: pytest.TempPathFac
         wp, {"x-portkey-config": config, "x-portkey-trace-id": "trace-fallback"}, "needs a fallback"
     )
     assert answer.status_code == 200, answer.text
+    with wp.control(wp.admin) as api:
+        given = api.post("/v1/feedback", json={"trace_id": "trace-fallback", "value": 7, "weight": 0.5})
+        assert given.status_code == 200, given.text
     _, viewer = wp.create_key("viewer")
     time.sleep(0.3)  # logs are written in the background
     yield Seeded(wp, vk["slug"], "trace-fallback", prompt["id"], viewer)
@@ -129,6 +132,8 @@ def test_sign_in_filter_logs_and_open_a_request(browser: Browser, seeded: Seeded
     expect(attempts.nth(0)).to_contain_text("500")
     expect(attempts.nth(1)).to_contain_text("200")
     expect(page.locator("#cost")).to_contain_text("$")
+    expect(page.locator("#feedback tbody tr")).to_have_count(1)
+    expect(page.locator("#feedback")).to_contain_text("7")
     shot(page, "request")
     page.get_by_role("link", name=seeded.fallback_trace).click()
     expect(page.locator(".timeline li")).to_have_count(1)

@@ -267,9 +267,6 @@ class Console:
         status, log = await self.host.control_call(caller.principal, "GET", f"/v1/logs/{log_id}")
         if status != 200:
             return self._page(request, "error.html", caller, status=status, message=_message(log))
-        _, feedback = await self.host.control_call(
-            caller.principal, "GET", "/v1/logs", query=urlencode({"trace_id": log["trace_id"], "limit": "1"})
-        )
         return self._page(
             request,
             "log.html",
