@@ -354,7 +354,14 @@ class WayportApp:
                 await self._audited(control, principal, scope, receive, send)
 
     async def control_call(
-        self, principal: Principal, method: str, path: str, *, query: str = "", body: Any = None
+        self,
+        principal: Principal,
+        method: str,
+        path: str,
+        *,
+        query: str = "",
+        body: Any = None,
+        client: str | None = None,
     ) -> tuple[int, Any]:
         """A control-plane request made in-process (the console's): the same routes, scope checks,
         workspace rules and audit entries as over HTTP. Answers (status, decoded JSON)."""
@@ -367,6 +374,7 @@ class WayportApp:
             path,
             query,
             body,
+            {"client": (client, 0)} if client else None,
         )
 
     async def playground_call(

@@ -74,6 +74,8 @@ class Caller:
     api_key: ApiKey | None
     session: Session
     csrf: str
+    # the browser's address: the audit log records it for changes made in the console
+    client: str | None = None
 
 
 Handler = Callable[[Request, Caller], Awaitable[Response]]
@@ -124,14 +126,14 @@ class Console:
     def _caller(self, request: Request) -> Caller | None:
         if not self.host.auth_enabled:
             local = self.signer.issue(LOCAL, now=0)  # one fixed session: CSRF tokens stay valid
-            return Caller(LOCAL_OPERATOR, None, local, self.signer.csrf(local))
+            return Caller(LOCAL_OPERATOR, None, local, self.signer.csrf(local), _client(request))
         session = self.signer.read(request.cookies.get(COOKIE))
         if session is None:
             return None
         key = self.host.key_by_id(session.key_id)
         if key is None or (key.expires_at is not None and key.expires_at <= datetime.now(UTC)):
             return None
-        return Caller(key.principal, key, session, self.signer.csrf(session))
+        return Caller(key.principal, key, session, self.signer.csrf(session), _client(request))
 
     def _signed(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         """``handler`` for signed-in callers; a POST must carry the CSRF token and come from here."""
@@ -171,6 +173,14 @@ class Console:
         response = HTMLResponse(html, status_code=status)
         _secure(response)
         return response
+
+    async def _api(
+        self, caller: Caller, method: str, path: str, *, query: str = "", body: Any = None
+    ) -> tuple[int, Any]:
+        """The control API in-process, as ``caller`` (its scopes, workspace and audit trail)."""
+        return await self.host.control_call(
+            caller.principal, method, path, query=query, body=body, client=caller.client
+        )
 
     def _refused(self, request: Request, caller: Caller, status: int, answer: Any) -> HTMLResponse:
         return self._page(request, "error.html", caller, status=status, message=_message(answer))
@@ -227,7 +237,7 @@ class Console:
         filters, query = self._log_query(
             request, {"limit": str(PAGE_SIZE), **({"cursor": cursor} if cursor else {})}
         )
-        status, answer = await self.host.control_call(caller.principal, "GET", "/v1/logs", query=query)
+        status, answer = await self._api(caller, "GET", "/v1/logs", query=query)
         if status != 200:
             return self._page(
                 request, "logs.html", caller, status=status, filters=filters, logs=[], error=_message(answer)
@@ -251,7 +261,7 @@ class Console:
         _, query = self._log_query(
             request, {"limit": str(PAGE_SIZE), **({"time_of_generation_min": after} if after else {})}
         )
-        status, answer = await self.host.control_call(caller.principal, "GET", "/v1/logs", query=query)
+        status, answer = await self._api(caller, "GET", "/v1/logs", query=query)
         logs = (
             [log for log in (answer or {}).get("data", []) if log["created_at"] != after]
             if status == 200
@@ -264,7 +274,7 @@ class Console:
 
     async def _log(self, request: Request, caller: Caller) -> Response:
         log_id = request.path_params["log_id"]
-        status, log = await self.host.control_call(caller.principal, "GET", f"/v1/logs/{log_id}")
+        status, log = await self._api(caller, "GET", f"/v1/logs/{log_id}")
         if status != 200:
             return self._page(request, "error.html", caller, status=status, message=_message(log))
         return self._page(
@@ -282,8 +292,8 @@ class Console:
 
     async def _trace(self, request: Request, caller: Caller) -> Response:
         trace_id = request.path_params["trace_id"]
-        status, answer = await self.host.control_call(
-            caller.principal, "GET", "/v1/logs", query=urlencode({"trace_id": trace_id, "limit": "200"})
+        status, answer = await self._api(
+            caller, "GET", "/v1/logs", query=urlencode({"trace_id": trace_id, "limit": "200"})
         )
         logs = (
             sorted((answer or {}).get("data", []), key=lambda log: log["created_at"]) if status == 200 else []
@@ -304,8 +314,8 @@ class Console:
         totals: dict[str, Any] = {}
         for metric, title, unit in METRICS:
             path_metric = "latency" if metric.startswith("latency") else metric
-            status, graph = await self.host.control_call(
-                caller.principal, "GET", f"/v1/analytics/graphs/{path_metric}", query=urlencode(window)
+            status, graph = await self._api(
+                caller, "GET", f"/v1/analytics/graphs/{path_metric}", query=urlencode(window)
             )
             if status != 200:
                 return self._page(request, "error.html", caller, status=status, message=_message(graph))
@@ -348,15 +358,13 @@ class Console:
                 "string": form.get("string", ""),
                 "parameters": _json_field(form.get("parameters")),
             }
-            status, answer = await self.host.control_call(caller.principal, "POST", "/v1/prompts", body=body)
+            status, answer = await self._api(caller, "POST", "/v1/prompts", body=body)
             if status in REFUSED:
                 return self._refused(request, caller, status, answer)
             if status == 200:
                 return RedirectResponse(f"/console/prompts/{answer['id']}", status_code=303)
             error = _message(answer)
-        status, answer = await self.host.control_call(
-            caller.principal, "GET", "/v1/prompts", query="page_size=200"
-        )
+        status, answer = await self._api(caller, "GET", "/v1/prompts", query="page_size=200")
         prompts = answer.get("data", []) if status == 200 else []
         return self._page(
             request, "prompts.html", caller, prompts=prompts, error=error, status=400 if error else 200
@@ -372,14 +380,12 @@ class Console:
                 body["parameters"] = _json_field(form.get("parameters"))
             if form.get("version_description"):
                 body["version_description"] = form["version_description"]
-            status, answer = await self.host.control_call(
-                caller.principal, "PUT", f"/v1/prompts/{prompt_id}", body=body
-            )
+            status, answer = await self._api(caller, "PUT", f"/v1/prompts/{prompt_id}", body=body)
             if status in REFUSED:
                 return self._refused(request, caller, status, answer)
             if status == 200 and form.get("publish"):
-                status, answer = await self.host.control_call(
-                    caller.principal,
+                status, answer = await self._api(
+                    caller,
                     "PUT",
                     f"/v1/prompts/{prompt_id}/makeDefault",
                     body={"version": answer["prompt_version"]},
@@ -387,19 +393,17 @@ class Console:
             if status == 200:
                 return RedirectResponse(f"/console/prompts/{prompt_id}", status_code=303)
             error = _message(answer)
-        status, prompt = await self.host.control_call(caller.principal, "GET", f"/v1/prompts/{prompt_id}")
+        status, prompt = await self._api(caller, "GET", f"/v1/prompts/{prompt_id}")
         if status != 200:
             return self._page(request, "error.html", caller, status=status, message=_message(prompt))
-        _, versions = await self.host.control_call(
-            caller.principal, "GET", f"/v1/prompts/{prompt_id}/versions"
-        )
+        _, versions = await self._api(caller, "GET", f"/v1/prompts/{prompt_id}/versions")
         versions = (versions or {}).get("data", [])
         diff = _version_diff(versions, request.query_params.get("a"), request.query_params.get("b"))
         preview = None
         variables = _variables(request.query_params)
         if variables:
-            status, rendered = await self.host.control_call(
-                caller.principal, "POST", f"/v1/prompts/{prompt_id}/render", body={"variables": variables}
+            status, rendered = await self._api(
+                caller, "POST", f"/v1/prompts/{prompt_id}/render", body={"variables": variables}
             )
             preview = rendered if status == 200 else {"error": _message(rendered)}
         template = prompt.get("string")
@@ -446,8 +450,8 @@ class Console:
             if problem:
                 errors["config"] = problem
             else:
-                status, answer = await self.host.control_call(
-                    caller.principal,
+                status, answer = await self._api(
+                    caller,
                     "POST",
                     "/v1/configs",
                     body={"name": form.get("name", ""), "config": config},
@@ -457,7 +461,7 @@ class Console:
                 if status == 200:
                     return RedirectResponse(f"/console/configs/{answer['slug']}", status_code=303)
                 errors = _field_errors(answer)
-        status, answer = await self.host.control_call(caller.principal, "GET", "/v1/configs")
+        status, answer = await self._api(caller, "GET", "/v1/configs")
         configs = answer.get("data", []) if status == 200 else []
         return self._page(
             request,
@@ -479,18 +483,18 @@ class Console:
             if problem:
                 errors["config"] = problem
             else:
-                status, answer = await self.host.control_call(
-                    caller.principal, "PUT", f"/v1/configs/{slug}", body={"config": config}
+                status, answer = await self._api(
+                    caller, "PUT", f"/v1/configs/{slug}", body={"config": config}
                 )
                 if status in REFUSED:
                     return self._refused(request, caller, status, answer)
                 if status == 200:
                     return RedirectResponse(f"/console/configs/{slug}", status_code=303)
                 errors = _field_errors(answer)
-        status, saved = await self.host.control_call(caller.principal, "GET", f"/v1/configs/{slug}")
+        status, saved = await self._api(caller, "GET", f"/v1/configs/{slug}")
         if status != 200:
             return self._page(request, "error.html", caller, status=status, message=_message(saved))
-        _, versions = await self.host.control_call(caller.principal, "GET", f"/v1/configs/{slug}/versions")
+        _, versions = await self._api(caller, "GET", f"/v1/configs/{slug}/versions")
         text = draft if draft is not None else json.dumps(json.loads(saved["config"]), indent=2)
         return self._page(
             request,
@@ -515,9 +519,7 @@ class Console:
             body: dict[str, Any] = {"name": form.get("name", ""), "role": role}
             if form.get("workspace_id"):
                 body["workspace_id"] = form["workspace_id"]
-            status, answer = await self.host.control_call(
-                caller.principal, "POST", f"/v1/api-keys/{kind}/service", body=body
-            )
+            status, answer = await self._api(caller, "POST", f"/v1/api-keys/{kind}/service", body=body)
             if status in REFUSED:
                 return self._refused(request, caller, status, answer)
             if status == 200:
@@ -531,8 +533,8 @@ class Console:
     async def _keys_page(
         self, request: Request, caller: Caller, status: int = 200, **values: Any
     ) -> Response:
-        ok_keys, keys = await self.host.control_call(caller.principal, "GET", "/v1/api-keys")
-        ok_vks, vks = await self.host.control_call(caller.principal, "GET", "/v1/virtual-keys")
+        ok_keys, keys = await self._api(caller, "GET", "/v1/api-keys")
+        ok_vks, vks = await self._api(caller, "GET", "/v1/virtual-keys")
         usage = await self.host.budget_usage(caller.principal)
         return self._page(
             request,
@@ -546,9 +548,7 @@ class Console:
         )
 
     async def _revoke(self, request: Request, caller: Caller) -> Response:
-        status, answer = await self.host.control_call(
-            caller.principal, "DELETE", f"/v1/api-keys/{request.path_params['key_id']}"
-        )
+        status, answer = await self._api(caller, "DELETE", f"/v1/api-keys/{request.path_params['key_id']}")
         if status != 200:
             return await self._keys_page(request, caller, status=status, error=_message(answer))
         return RedirectResponse("/console/keys", status_code=303)
@@ -570,7 +570,7 @@ class Console:
             body["rate_limits"] = [
                 {"type": "requests", "unit": "rpm", "value": _int(form["rpm"], 0, 0, 10**9)}
             ]
-        status, answer = await self.host.control_call(caller.principal, "POST", "/v1/virtual-keys", body=body)
+        status, answer = await self._api(caller, "POST", "/v1/virtual-keys", body=body)
         if status != 200:
             return await self._keys_page(request, caller, status=status, vk_error=_message(answer))
         return await self._keys_page(request, caller, vk_created=answer.get("slug"))
@@ -579,13 +579,17 @@ class Console:
         query = urlencode(
             {k: v for k, v in request.query_params.items() if k in ("resource_type", "action") and v}
         )
-        status, answer = await self.host.control_call(caller.principal, "GET", "/v1/audit-logs", query=query)
+        status, answer = await self._api(caller, "GET", "/v1/audit-logs", query=query)
         if status != 200:
             return self._page(request, "error.html", caller, status=status, message=_message(answer))
         return self._page(request, "audit.html", caller, entries=answer["data"])
 
 
 # -- helpers ----------------------------------------------------------------------------------------
+
+
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client is not None else None
 
 
 async def _form(request: Request) -> dict[str, str]:

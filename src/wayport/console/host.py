@@ -20,7 +20,14 @@ class ConsoleHost(Protocol):
     def key_by_id(self, key_id: str) -> ApiKey | None: ...
 
     async def control_call(
-        self, principal: Principal, method: str, path: str, *, query: str = "", body: Any = None
+        self,
+        principal: Principal,
+        method: str,
+        path: str,
+        *,
+        query: str = "",
+        body: Any = None,
+        client: str | None = None,
     ) -> tuple[int, Any]: ...
 
     async def playground_call(
