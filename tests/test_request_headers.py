@@ -236,3 +236,21 @@ def test_models_and_passthrough(gateway: GatewayServer, openai_emulator: OpenAIE
 def test_health(gateway: GatewayServer) -> None:
     r = httpx.get(gateway.url + "/health")
     assert r.status_code == 200 and r.json()["status"] == "ok"
+
+
+def test_a_cookie_a_provider_sets_never_reaches_another_request(
+    gateway: GatewayServer, openai_emulator: OpenAIEmulator
+) -> None:
+    answer = {"id": "x", "object": "chat.completion", "choices": [], "usage": None}
+    openai_emulator.inject(Fault(status=200, json=answer, headers={"Set-Cookie": "session=alice; Path=/"}))
+    # by name, not by IP address: a cookie jar ignores cookies of IP hosts
+    host = openai_emulator.base_url.replace("127.0.0.1", "localhost")
+    headers = {
+        "x-portkey-provider": "openai",
+        "Authorization": "Bearer sk-test",
+        "x-portkey-custom-host": host,
+    }
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+    for _ in range(2):
+        assert httpx.post(gateway.v1 + "/chat/completions", json=body, headers=headers).status_code == 200
+    assert all("Cookie" not in r.headers and "cookie" not in r.headers for r in openai_emulator.requests)

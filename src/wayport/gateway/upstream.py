@@ -38,7 +38,14 @@ class UpstreamClient:
 
     def _session(self, connector: aiohttp.TCPConnector) -> aiohttp.ClientSession:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._settings.connect_timeout_s)
-        return aiohttp.ClientSession(connector=connector, timeout=timeout, raise_for_status=False)
+        # No cookie jar: a cookie one provider answer sets must never ride on another caller's
+        # request (and filtering a jar costs time on every request).
+        return aiohttp.ClientSession(
+            connector=connector,
+            timeout=timeout,
+            raise_for_status=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
 
     async def close(self) -> None:
         for session in (self._plain, self._guarded):
