@@ -306,6 +306,7 @@ async def test_render_for_completion_keeps_stream_and_names_the_version_for_the_
         "prompt_version_id": version.id,
         "virtual_key": "openai-prod",
         "provider": None,
+        "workspace_id": None,
     }
 
 

@@ -136,3 +136,20 @@ def test_a_saved_config_serves_only_its_workspace(wp: SecuredGateway) -> None:
         )
         assert answer.status_code == expected, answer.text
     assert slug in answer.json()["message"] and "not found" in answer.json()["message"]
+
+
+def test_a_saved_prompt_renders_only_for_its_workspace(wp: SecuredGateway) -> None:
+    _, alpha = wp.create_key("manager", workspace="alpha")
+    _, beta = wp.create_key("member", workspace="beta")
+    with wp.control(alpha) as client:
+        made = client.post("/v1/prompts", json={"name": "alpha-prompt", "string": "Hi {{name}}"})
+    prompt_id = made.json()["id"]
+    provider = {"x-portkey-provider": "openai", "Authorization": "Bearer sk-x"}
+    for token, expected in ((alpha, 200), (beta, 404)):
+        answer = httpx.post(
+            f"{wp.server.v1}/prompts/{prompt_id}/completions",
+            json={"variables": {"name": "Ada"}, "model": "gpt-4o"},
+            headers={**provider, "x-portkey-api-key": token},
+        )
+        assert answer.status_code == expected, answer.text
+    assert prompt_id in answer.json()["message"]

@@ -41,6 +41,7 @@ class ResolvedPrompt:
             "prompt_version_id": self.version.id,
             "virtual_key": template.virtual_key,
             "provider": template.provider,
+            "workspace_id": self.prompt.workspace_id,
         }
 
 

@@ -65,6 +65,9 @@ class RequestContext:
     virtual_key: Any = None
     # budgets reserved and rate limits counted for the provider call in flight (security.enforcement)
     admission: Any = None
+    # the workspace of the saved prompt a request renders (checked against the caller's)
+    prompt_workspace: str | None = None
+    prompt_ref: str | None = None
 
     def response_headers(self) -> list[tuple[bytes, bytes]]:
         headers = [

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import aiohttp
 import orjson
 
-from wayport.errors import BadRequest, GatewayError, PayloadTooLarge, ProviderError, UpstreamTimeout
+from wayport.errors import BadRequest, GatewayError, NotFound, PayloadTooLarge, ProviderError, UpstreamTimeout
 from wayport.gateway.breaker import Breakers
 from wayport.gateway.caching import GatewayCache
 from wayport.gateway.config import ConfigParser, ConfigPlan, Leaf
@@ -278,6 +278,7 @@ class Gateway:
         if self.prompts is None:
             raise GatewayError(PROMPTS_STARTING, status=503)
         request, kind, prompt = await self.prompts(ref, body)
+        ctx.prompt_ref, ctx.prompt_workspace = ref, prompt.get("workspace_id")
         ctx.endpoint = Endpoint.COMPLETE if kind == "complete" else Endpoint.CHAT
         extra = {f"_{k}": v for k, v in prompt.items() if k.startswith("prompt") and v is not None}
         return Call(ctx.endpoint, headers, request, None, False), extra
@@ -308,6 +309,7 @@ class Gateway:
             # an in-process request of the console, signed in already
             ctx.principal, ctx.api_key = preset, scope.get(PRESET_API_KEY)
         self._check_saved_config(ctx, headers)
+        self._check_prompt(ctx)
         route = RouteInput(ctx.metadata, call.body, scope["path"])
         return await self.router.walk(
             plan.root, lambda leaf, spare: self._call_leaf(ctx, call, plan, leaf, spare), route
@@ -416,6 +418,14 @@ class Gateway:
         slug = raw.strip()
         if not ctx.principal.sees(self.saved_configs.workspace_of(slug) or DEFAULT_WORKSPACE):
             raise BadRequest(f"Config '{slug}' was not found; save it with POST /v1/configs or send the JSON")
+
+    @staticmethod
+    def _check_prompt(ctx: RequestContext) -> None:
+        """A saved prompt renders only for callers of its workspace (as on the control plane)."""
+        principal = ctx.principal
+        if ctx.prompt_ref is not None and principal is not None:
+            if not principal.sees(ctx.prompt_workspace or DEFAULT_WORKSPACE):
+                raise NotFound(f"Prompt not found: {ctx.prompt_ref}")
 
     def _parse_saved(self, slug: str, version: int) -> ConfigPlan:
         # ``version`` is part of the cache key: a saved config that changes is parsed again.
