@@ -423,9 +423,12 @@ class Gateway:
     def _check_prompt(ctx: RequestContext) -> None:
         """A saved prompt renders only for callers of its workspace (as on the control plane)."""
         principal = ctx.principal
-        if ctx.prompt_ref is not None and principal is not None:
-            if not principal.sees(ctx.prompt_workspace or DEFAULT_WORKSPACE):
-                raise NotFound(f"Prompt not found: {ctx.prompt_ref}")
+        if (
+            ctx.prompt_ref is not None
+            and principal is not None
+            and not principal.sees(ctx.prompt_workspace or DEFAULT_WORKSPACE)
+        ):
+            raise NotFound(f"Prompt not found: {ctx.prompt_ref}")
 
     def _parse_saved(self, slug: str, version: int) -> ConfigPlan:
         # ``version`` is part of the cache key: a saved config that changes is parsed again.
