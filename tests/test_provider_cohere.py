@@ -20,12 +20,18 @@ from hypothesis import strategies as st
 from llama_index.core.llms import ChatMessage
 from llama_index.llms.openai import OpenAI
 
-import wayport
 from tests.conftest import GatewayServer
 from tests.emulators.cohere import API_KEY, PROMPT_OVERHEAD, THINKING, TOOL_PLAN, CohereEmulator, embed_vector
 from tests.emulators.server import Fault
+from tests.provider_harness import (
+    config_headers,
+    llamaindex_llm,
+    openai_client,
+    provider_gateway,
+    sse_payloads,
+)
+from tests.provider_harness import raw_stream as stream_payloads
 from wayport.errors import BadRequest, ProviderError
-from wayport.gateway.retry import RetryRunner
 from wayport.providers.base import Endpoint, Secret, Target
 from wayport.providers.cohere import (
     CohereAdapter,
@@ -36,7 +42,6 @@ from wayport.providers.cohere import (
     embed_request,
     embed_response,
 )
-from wayport.settings import Settings
 
 MODEL = "command-a-03-2025"
 CONFIG: dict[str, Any] = {
@@ -70,15 +75,8 @@ def emulator() -> Iterator[CohereEmulator]:
 def cohere_gateway(
     emulator: CohereEmulator, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayServer]:
-    settings = Settings(
-        auth=False,
-        data_dir=tmp_path_factory.mktemp("wayport-cohere"),
-        base_urls={"cohere": emulator.base_url},
-        trusted_hosts=("127.0.0.1", "localhost"),
-    )
-    server = GatewayServer(settings, retry=RetryRunner(base_delay_s=0.01, max_delay_s=0.05)).start()
-    yield server
-    server.stop()
+    with provider_gateway(tmp_path_factory.mktemp("wayport-cohere"), "cohere", emulator.base_url) as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)
@@ -87,47 +85,19 @@ def _fresh(emulator: CohereEmulator) -> None:
 
 
 def headers(config: dict[str, Any] | None = None, **extra: str) -> dict[str, str]:
-    return {**wayport.createHeaders(config=config or CONFIG), **extra}
+    return config_headers(config or CONFIG, **extra)
 
 
 def client(gateway: GatewayServer, config: dict[str, Any] | None = None, **extra: str) -> openai.OpenAI:
-    return openai.OpenAI(
-        base_url=gateway.v1, api_key="unused", default_headers=headers(config, **extra), max_retries=0
-    )
+    return openai_client(gateway, config or CONFIG, **extra)
 
 
 def llm(gateway: GatewayServer, **kwargs: Any) -> OpenAI:
-    return OpenAI(
-        api_base=gateway.v1,
-        api_key="unused",
-        model="gpt-4o",
-        default_headers=wayport.createHeaders(config=CONFIG),
-        max_retries=0,
-        **kwargs,
-    )
-
-
-def sse_payloads(text: str) -> list[Any]:
-    """The ``data:`` payloads of an SSE body, ``[DONE]`` as the string."""
-    out: list[Any] = []
-    for line in text.split("\n"):
-        if line.startswith("data: "):
-            data = line[6:]
-            out.append(data if data == "[DONE]" else orjson.loads(data))
-    return out
+    return llamaindex_llm(gateway, CONFIG, **kwargs)
 
 
 def raw_stream(gateway: GatewayServer, body: dict[str, Any], **extra: str) -> list[Any]:
-    with httpx.stream(
-        "POST",
-        gateway.v1 + "/chat/completions",
-        json={**body, "stream": True},
-        headers=headers(**extra),
-        timeout=10,
-    ) as response:
-        assert response.status_code == 200
-        assert response.headers["content-type"].startswith("text/event-stream")
-        return sse_payloads(response.read().decode())
+    return stream_payloads(gateway, headers(**extra), body)
 
 
 def ask(text: str = QUESTION) -> list[Any]:

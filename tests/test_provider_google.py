@@ -25,6 +25,7 @@ from tests.conftest import GatewayServer
 from tests.emulators.gemini import API_KEY, SIGNATURE, THOUGHT, GeminiEmulator, retry_info, status_error
 from tests.emulators.openai import embed
 from tests.emulators.server import Fault, Recorded
+from tests.provider_harness import sse_payloads
 from wayport.errors import BadRequest
 from wayport.gateway.retry import RetryRunner
 from wayport.providers.gemini_request import SCHEMA_KEYS, SKIP_SIGNATURE, clean_schema, generate_content_body
@@ -118,16 +119,6 @@ def make_llm(gateway: GatewayServer, **kwargs: Any) -> OpenAI:
         max_retries=0,
         **kwargs,
     )
-
-
-def sse_payloads(text: str) -> list[Any]:
-    """The ``data:`` payloads of an OpenAI SSE body (``"[DONE]"`` kept as a string)."""
-    out: list[Any] = []
-    for block in text.split("\n\n"):
-        if block.startswith("data: "):
-            data = block[len("data: ") :]
-            out.append(data if data == "[DONE]" else orjson.loads(data))
-    return out
 
 
 def error_message(exc: openai.APIStatusError) -> str:

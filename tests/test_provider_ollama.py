@@ -22,11 +22,18 @@ import wayport
 from tests.conftest import GatewayServer
 from tests.emulators.ollama import THINKING, OllamaEmulator, embed_vector
 from tests.emulators.server import Fault
+from tests.provider_harness import (
+    config_headers,
+    content_of,
+    llamaindex_llm,
+    openai_client,
+    provider_gateway,
+    sse_payloads,
+)
+from tests.provider_harness import raw_stream as stream_payloads
 from wayport.errors import BadRequest
-from wayport.gateway.retry import RetryRunner
 from wayport.providers.base import Endpoint, Secret, Target
 from wayport.providers.ollama import OllamaAdapter, OllamaStream, chat_request, chat_response
-from wayport.settings import Settings
 
 QUESTION = "What is your name"
 PNG_B64 = "iVBORw0KGgo="
@@ -56,15 +63,8 @@ def emulator() -> Iterator[OllamaEmulator]:
 def ollama_gateway(
     emulator: OllamaEmulator, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayServer]:
-    settings = Settings(
-        auth=False,
-        data_dir=tmp_path_factory.mktemp("wayport-ollama"),
-        base_urls={"ollama": emulator.base_url},
-        trusted_hosts=("127.0.0.1", "localhost"),
-    )
-    server = GatewayServer(settings, retry=RetryRunner(base_delay_s=0.01, max_delay_s=0.05)).start()
-    yield server
-    server.stop()
+    with provider_gateway(tmp_path_factory.mktemp("wayport-ollama"), "ollama", emulator.base_url) as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)
@@ -83,50 +83,21 @@ def issue_config(emulator: OllamaEmulator, **changes: Any) -> dict[str, Any]:
 
 
 def client(gateway: GatewayServer, config: dict[str, Any], **extra: str) -> openai.OpenAI:
-    headers = {**wayport.createHeaders(config=config), **extra}
-    return openai.OpenAI(base_url=gateway.v1, api_key="unused", default_headers=headers, max_retries=0)
+    return openai_client(gateway, config, **extra)
 
 
 def llm(gateway: GatewayServer, emulator: OllamaEmulator, **kwargs: Any) -> OpenAI:
-    return OpenAI(
-        api_base=gateway.v1,
-        api_key="unused",
-        model="gpt-4o",
-        default_headers=wayport.createHeaders(config=issue_config(emulator)),
-        max_retries=0,
-        **kwargs,
-    )
-
-
-def sse_payloads(text: str) -> list[Any]:
-    out: list[Any] = []
-    for line in text.split("\n"):
-        if line.startswith("data: "):
-            data = line[6:]
-            out.append(data if data == "[DONE]" else orjson.loads(data))
-    return out
+    return llamaindex_llm(gateway, issue_config(emulator), **kwargs)
 
 
 def raw_stream(
     gateway: GatewayServer, config: dict[str, Any], body: dict[str, Any], **extra: str
 ) -> list[Any]:
-    headers = {**wayport.createHeaders(config=config), **extra}
-    with httpx.stream(
-        "POST", gateway.v1 + "/chat/completions", json={**body, "stream": True}, headers=headers, timeout=10
-    ) as response:
-        assert response.status_code == 200, response.read()
-        assert response.headers["content-type"].startswith("text/event-stream")
-        return sse_payloads(response.read().decode())
+    return stream_payloads(gateway, config_headers(config, **extra), body)
 
 
 def ask(text: str = QUESTION) -> list[Any]:
     return [{"role": "user", "content": text}]
-
-
-def content_of(chunks: list[Any]) -> str:
-    return "".join(
-        c["choices"][0]["delta"].get("content") or "" for c in chunks if c != "[DONE]" and c["choices"]
-    )
 
 
 # -- LlamaIndex, the configuration of the issue ----------------------------------------------------
