@@ -153,3 +153,26 @@ def test_a_saved_prompt_renders_only_for_its_workspace(wp: SecuredGateway) -> No
         )
         assert answer.status_code == expected, answer.text
     assert prompt_id in answer.json()["message"]
+
+
+def test_a_cached_answer_is_never_served_to_another_workspace(wp: SecuredGateway) -> None:
+    _, alpha = wp.create_key("member", workspace="alpha")
+    _, beta = wp.create_key("member", workspace="beta")
+    config = '{"provider": "openai", "api_key": "sk-shared", "cache": {"mode": "simple"}}'
+    request = {"model": "gpt-4o", "messages": [{"role": "user", "content": "the same question"}]}
+
+    def ask(token: str) -> str:
+        answer = httpx.post(
+            wp.server.v1 + "/chat/completions",
+            json=request,
+            headers={"x-portkey-api-key": token, "x-portkey-config": config},
+        )
+        assert answer.status_code == 200, answer.text
+        return answer.headers["x-portkey-cache-status"]
+
+    assert ask(alpha) == "MISS"
+    deadline = time.monotonic() + 5
+    while ask(alpha) != "HIT":  # the answer is stored in the background
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert ask(beta) == "MISS"

@@ -93,12 +93,15 @@ class GatewayCache:
         options = target.options
         where = target.custom_host or options.get("deployment_id") or options.get("resource_name")
         namespace = headers.portkey.get("cache-namespace")
+        # nothing crosses workspaces: an answer cached for one is never served to another
+        workspace = ctx.principal.workspace(None) if ctx.principal is not None else None
         exact = cache_key(
             provider=target.provider,
             endpoint=endpoint.value,
             params=params,
             metadata=ctx.metadata,
             namespace=namespace,
+            workspace=workspace,
             target=str(where) if where else None,
         )
         if policy.mode != SEMANTIC:
@@ -119,6 +122,7 @@ class GatewayCache:
             params=params,
             metadata=ctx.metadata,
             namespace=namespace,
+            workspace=workspace,
             target=str(where) if where else None,
         )
         return CacheKey(exact, request)
