@@ -108,6 +108,7 @@ class Console:
                 Route("/prompts", self._signed(self._prompts), methods=["GET", "POST"]),
                 Route("/prompts/{prompt_id}", self._signed(self._prompt), methods=["GET", "POST"]),
                 Route("/prompts/{prompt_id}/playground", self._signed(self._playground), methods=["POST"]),
+                Route("/prompts/{prompt_id}/labels", self._signed(self._label), methods=["POST"]),
                 Route("/configs", self._signed(self._configs), methods=["GET", "POST"]),
                 Route("/configs/{slug}", self._signed(self._config), methods=["GET", "POST"]),
                 Route("/keys", self._signed(self._keys), methods=["GET", "POST"]),
@@ -420,6 +421,21 @@ class Console:
             error=error,
             status=400 if error else 200,
         )
+
+    async def _label(self, request: Request, caller: Caller) -> Response:
+        """Point a label at a version (a rollout or a rollback), or take it off."""
+        prompt_id = request.path_params["prompt_id"]
+        form = request.state.form
+        label = quote(form.get("label", "").strip(), safe="")
+        path = f"/v1/prompts/{prompt_id}/labels/{label}"
+        if form.get("remove"):
+            status, answer = await self._api(caller, "DELETE", path)
+        else:
+            version = _int(form.get("version"), 0, 0, 10**9)
+            status, answer = await self._api(caller, "PUT", path, body={"version": version})
+        if status != 200:
+            return self._refused(request, caller, status, answer)
+        return RedirectResponse(f"/console/prompts/{prompt_id}", status_code=303)
 
     async def _playground(self, request: Request, caller: Caller) -> Response:
         prompt_id = request.path_params["prompt_id"]
