@@ -222,6 +222,8 @@ def test_a_virtual_keys_secret_is_never_shown_again(browser: Browser, seeded: Se
     page.goto(seeded.wp.server.url + "/console/analytics")
     expect(page.locator("#groups")).to_contain_text("openai")
     expect(page.locator("svg.chart")).to_have_count(8)
+    errors = page.locator("#totals .card").filter(has_text="Errors rate")
+    expect(errors.locator("dd")).to_have_text("0.0%")
     shot(page, "analytics")
     page.goto(seeded.wp.server.url + "/console/audit")
     expect(page.locator("#audit")).to_contain_text("virtual-keys")

@@ -323,7 +323,6 @@ class Console:
             field = {
                 "latency": "p50",
                 "latency-p99": "p99",
-                "errors": "errors",
                 "cache/hit-rate": "hits",
             }.get(metric, "total")
             points = [
@@ -331,6 +330,9 @@ class Console:
             ]
             charts.append({"title": title, "svg": Markup(bar_chart(title, points, unit))})
             totals[title] = graph["summary"].get(field)
+            if metric in ("errors", "cache/hit-rate"):
+                rate = graph["summary"].get("rate")
+                totals[f"{title} rate"] = f"{float(rate):.1%}" if rate is not None else None
         filters = LogFilters(since=since, until=until)
         try:
             groups = await self.host.log_groups(caller.principal, filters, group)

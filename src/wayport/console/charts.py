@@ -36,8 +36,7 @@ def bar_chart(title: str, points: Sequence[Point], unit: str = "") -> str:
         f"<desc>{escape(describe(points, unit))}</desc>",
         f'<line x1="{PAD_LEFT}" y1="8" x2="{PAD_LEFT}" y2="{8 + inner_h}" class="axis"/>',
         f'<line x1="{PAD_LEFT}" y1="{8 + inner_h}" x2="{WIDTH - 8}" y2="{8 + inner_h}" class="axis"/>',
-        f'<text x="{PAD_LEFT - 6}" y="14" class="tick" text-anchor="end">'
-        f"{escape(_short(top))}{escape(unit)}</text>",
+        f'<text x="{PAD_LEFT - 6}" y="14" class="tick" text-anchor="end">{escape(_short(top))}</text>',
         f'<text x="{PAD_LEFT - 6}" y="{8 + inner_h}" class="tick" text-anchor="end">0</text>',
     ]
     for index, point in enumerate(points):
