@@ -165,7 +165,7 @@ class WayportApp:
         if scope["type"] == "http":
             oversized = oversized_headers(scope["headers"])
             if oversized is not None:
-                await send_body(send, oversized.status, [JSON], oversized.body())
+                await _failure(oversized.status, oversized.message, send)
                 return
             path: str = scope["path"]
             if scope["method"] == "POST":
@@ -195,9 +195,7 @@ class WayportApp:
     async def _console_app(self, scope: Scope, receive: Receive, send: Send) -> None:
         console = self._console
         if console is None:
-            await JSONResponse({"status": "failure", "message": "Wayport is starting"}, status_code=503)(
-                scope, receive, send
-            )
+            await _failure(503, "Wayport is starting", send)
             return
         await console({**scope, "root_path": "/console"}, receive, send)
 
@@ -316,9 +314,7 @@ class WayportApp:
     async def _control_plane(self, scope: Scope, receive: Receive, send: Send) -> None:
         control = self._control
         if control is None:  # before start-up finished
-            await JSONResponse({"status": "failure", "message": "Wayport is starting"}, status_code=503)(
-                scope, receive, send
-            )
+            await _failure(503, "Wayport is starting", send)
             return
         send = secured(send)
         principal: Principal = LOCAL_OPERATOR
@@ -336,9 +332,7 @@ class WayportApp:
                     check_json_depth(body)
                 receive = replay(body, receive)
         except GatewayError as exc:
-            await JSONResponse({"status": "failure", "message": exc.message}, status_code=exc.status)(
-                scope, receive, send
-            )
+            await _failure(exc.status, exc.message, send)
             return
         await self._as(principal, control, scope, receive, send)
 
@@ -566,6 +560,11 @@ class WayportApp:
 
 async def _audit_change(request: Request, action: str, slug: str, before: Any, after: Any) -> None:
     note_change(request, resource_id=slug, before=before, after=after, action=action)
+
+
+async def _failure(status: int, message: str, send: Send) -> None:
+    """Answer in the gateway's failure envelope."""
+    await send_body(send, status, [JSON], orjson.dumps({"status": "failure", "message": message}))
 
 
 async def _in_process(

@@ -183,6 +183,42 @@ class Console:
             caller.principal, method, path, query=query, body=body, client=caller.client
         )
 
+    async def _submit(
+        self,
+        request: Request,
+        caller: Caller,
+        method: str,
+        path: str,
+        body: Any,
+        success: Callable[[Any], str],
+    ) -> tuple[Response | None, Any]:
+        """Make a change through the API: a redirect to ``success(answer)`` when it worked, the
+        refusal page when the key may not (401/403/404), else ``None`` and the API's answer (the
+        form shows its errors)."""
+        status, answer = await self._api(caller, method, path, body=body)
+        if status in REFUSED:
+            return self._refused(request, caller, status, answer), answer
+        if status == 200:
+            return RedirectResponse(success(answer), status_code=303), answer
+        return None, answer
+
+    async def _save_config(
+        self, request: Request, caller: Caller, method: str, path: str, text: str, extra: dict[str, Any]
+    ) -> tuple[Response | None, dict[str, str]]:
+        """Save the JSON ``text`` of a config form; the errors by field when it is not saved."""
+        config, problem = _parse_json(text)
+        if problem:
+            return None, {"config": problem}
+        done, answer = await self._submit(
+            request,
+            caller,
+            method,
+            path,
+            {**extra, "config": config},
+            lambda saved: f"/console/configs/{saved['slug']}",
+        )
+        return done, {} if done is not None else _field_errors(answer)
+
     def _refused(self, request: Request, caller: Caller, status: int, answer: Any) -> HTMLResponse:
         return self._page(request, "error.html", caller, status=status, message=_message(answer))
 
@@ -361,11 +397,11 @@ class Console:
                 "string": form.get("string", ""),
                 "parameters": _json_field(form.get("parameters")),
             }
-            status, answer = await self._api(caller, "POST", "/v1/prompts", body=body)
-            if status in REFUSED:
-                return self._refused(request, caller, status, answer)
-            if status == 200:
-                return RedirectResponse(f"/console/prompts/{answer['id']}", status_code=303)
+            done, answer = await self._submit(
+                request, caller, "POST", "/v1/prompts", body, lambda made: f"/console/prompts/{made['id']}"
+            )
+            if done is not None:
+                return done
             error = _message(answer)
         status, answer = await self._api(caller, "GET", "/v1/prompts", query="page_size=200")
         prompts = answer.get("data", []) if status == 200 else []
@@ -464,21 +500,11 @@ class Console:
         form: dict[str, str] = {}
         if request.method == "POST":
             form = request.state.form
-            config, problem = _parse_json(form.get("config", ""))
-            if problem:
-                errors["config"] = problem
-            else:
-                status, answer = await self._api(
-                    caller,
-                    "POST",
-                    "/v1/configs",
-                    body={"name": form.get("name", ""), "config": config},
-                )
-                if status in REFUSED:
-                    return self._refused(request, caller, status, answer)
-                if status == 200:
-                    return RedirectResponse(f"/console/configs/{answer['slug']}", status_code=303)
-                errors = _field_errors(answer)
+            done, errors = await self._save_config(
+                request, caller, "POST", "/v1/configs", form.get("config", ""), {"name": form.get("name", "")}
+            )
+            if done is not None:
+                return done
         status, answer = await self._api(caller, "GET", "/v1/configs")
         configs = answer.get("data", []) if status == 200 else []
         return self._page(
@@ -497,18 +523,9 @@ class Console:
         draft = None
         if request.method == "POST":
             draft = request.state.form.get("config", "")
-            config, problem = _parse_json(draft)
-            if problem:
-                errors["config"] = problem
-            else:
-                status, answer = await self._api(
-                    caller, "PUT", f"/v1/configs/{slug}", body={"config": config}
-                )
-                if status in REFUSED:
-                    return self._refused(request, caller, status, answer)
-                if status == 200:
-                    return RedirectResponse(f"/console/configs/{slug}", status_code=303)
-                errors = _field_errors(answer)
+            done, errors = await self._save_config(request, caller, "PUT", f"/v1/configs/{slug}", draft, {})
+            if done is not None:
+                return done
         status, saved = await self._api(caller, "GET", f"/v1/configs/{slug}")
         if status != 200:
             return self._page(request, "error.html", caller, status=status, message=_message(saved))
