@@ -1,4 +1,4 @@
-"""Tests for wayport.security.ssrf: custom_host URL rules, address rules and the guarded resolver."""
+"""Tests for wayport.security.ssrf: custom_host URL rules, address rules and the checked lookup."""
 
 from __future__ import annotations
 
@@ -6,14 +6,13 @@ import ipaddress
 import socket
 from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.abc import AbstractResolver, ResolveResult
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wayport.security.ssrf import GuardedResolver, HostPolicy, UnsafeHostError
+from wayport.gateway.http1 import HTTPClient
+from wayport.security.ssrf import HostPolicy, Lookup, UnsafeHostError
 
 ACCEPTED = [
     ("https://api.openai.com/v1", "https://api.openai.com/v1"),
@@ -263,60 +262,45 @@ def test_ranges_refused_although_python_calls_them_global() -> None:
             HostPolicy().check_address("api.example.com", ip)
 
 
-class FakeResolver(AbstractResolver):
-    """Returns fixed addresses, standing in for a DNS server the attacker controls."""
+def lookup_answering(*ips: str) -> Lookup:
+    """A DNS lookup that answers every name with ``ips``."""
 
-    def __init__(self, *ips: str) -> None:
-        self.ips = ips
-        self.closed = False
+    async def lookup(host: str, port: int) -> list[str]:
+        return list(ips)
 
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        return [
-            ResolveResult(
-                hostname=host, host=ip, port=port, family=socket.AF_INET6 if ":" in ip else socket.AF_INET,
-                proto=0, flags=0,
-            )
-            for ip in self.ips
-        ]  # fmt: skip
-
-    async def close(self) -> None:
-        self.closed = True
+    return lookup
 
 
-async def test_resolver_refuses_public_name_resolving_to_private_address() -> None:
-    resolver = GuardedResolver(HostPolicy(), FakeResolver("10.0.0.1"))
-    with pytest.raises(UnsafeHostError, match="'rebind.example.com' resolves to 10.0.0.1") as info:
-        await resolver.resolve("rebind.example.com", 443)
-    assert isinstance(info.value, OSError)  # so aiohttp wraps it in ClientConnectorError
+async def test_lookup_refuses_public_name_resolving_to_private_address() -> None:
+    with pytest.raises(UnsafeHostError, match="'rebind.example.com' resolves to 10.0.0.1"):
+        await HostPolicy().addresses("rebind.example.com", 443, lookup_answering("10.0.0.1"))
 
 
-async def test_resolver_refuses_if_any_address_is_unsafe() -> None:
-    resolver = GuardedResolver(HostPolicy(), FakeResolver("93.184.215.14", "169.254.169.254"))
+async def test_lookup_refuses_if_any_address_is_unsafe() -> None:
+    lookup = lookup_answering("93.184.215.14", "169.254.169.254")
     with pytest.raises(UnsafeHostError, match="169.254.169.254, a cloud metadata address"):
-        await resolver.resolve("mixed.example.com", 443)
+        await HostPolicy().addresses("mixed.example.com", 443, lookup)
 
 
-async def test_resolver_passes_public_addresses_through() -> None:
-    resolver = GuardedResolver(HostPolicy(), FakeResolver("93.184.215.14", "2606:4700::6810:84e5"))
-    results = await resolver.resolve("api.example.com", 443)
-    assert [r["host"] for r in results] == ["93.184.215.14", "2606:4700::6810:84e5"]
-    assert all(r["port"] == 443 and r["hostname"] == "api.example.com" for r in results)
+async def test_lookup_passes_public_addresses_through() -> None:
+    lookup = lookup_answering("93.184.215.14", "2606:4700::6810:84e5")
+    assert await HostPolicy().addresses("api.example.com", 443, lookup) == [
+        "93.184.215.14",
+        "2606:4700::6810:84e5",
+    ]
 
 
-async def test_resolver_respects_trust_but_not_for_metadata() -> None:
+async def test_lookup_respects_trust_but_not_for_metadata() -> None:
     policy = HostPolicy(["vllm.internal"])
-    results = await GuardedResolver(policy, FakeResolver("10.0.0.9")).resolve("vllm.internal")
-    assert [r["host"] for r in results] == ["10.0.0.9"]
+    assert await policy.addresses("vllm.internal", 80, lookup_answering("10.0.0.9")) == ["10.0.0.9"]
     with pytest.raises(UnsafeHostError, match="cloud metadata"):
-        await GuardedResolver(policy, FakeResolver("169.254.170.2")).resolve("vllm.internal")
+        await policy.addresses("vllm.internal", 80, lookup_answering("169.254.170.2"))
 
 
-async def test_resolver_close_closes_inner() -> None:
-    inner = FakeResolver("93.184.215.14")
-    await GuardedResolver(HostPolicy(), inner).close()
-    assert inner.closed
+async def test_literal_addresses_are_checked_without_a_lookup() -> None:
+    assert await HostPolicy().addresses("8.8.8.8", 443, lookup_answering("10.0.0.1")) == ["8.8.8.8"]
+    with pytest.raises(UnsafeHostError, match="loopback"):
+        await HostPolicy().addresses("127.0.0.1", 80)
 
 
 @pytest.fixture
@@ -345,18 +329,17 @@ async def test_real_loopback_request_is_refused_unless_trusted(local_server: tup
     port, hits = local_server
     url = f"http://localhost:{port}/"
 
-    connector = aiohttp.TCPConnector(resolver=GuardedResolver(HostPolicy()))
-    async with aiohttp.ClientSession(connector=connector) as session:
-        with pytest.raises(aiohttp.ClientConnectorError) as info:
-            async with session.get(url):
-                pass
-    assert "localhost" in str(info.value)
+    guarded = HTTPClient(limit=4, connect_timeout_s=5, resolve=HostPolicy().addresses)
+    with pytest.raises(UnsafeHostError) as info:
+        await guarded.request("GET", url, {}, None)
+    assert "'localhost' resolves to" in str(info.value)
     assert "127.0.0.1, a loopback address" in str(info.value) or "::1, a loopback address" in str(info.value)
-    assert isinstance(info.value.os_error, UnsafeHostError)
     assert hits == []  # refused before any connection was made
 
-    connector = aiohttp.TCPConnector(resolver=GuardedResolver(HostPolicy(["localhost"])))
-    async with aiohttp.ClientSession(connector=connector) as session, session.get(url) as response:
-        assert response.status == 200
-        assert await response.text() == "hello from loopback"
+    trusting = HTTPClient(limit=4, connect_timeout_s=5, resolve=HostPolicy(["localhost"]).addresses)
+    response = await trusting.request("GET", url, {}, None)
+    assert response.status == 200
+    assert await response.read() == b"hello from loopback"
+    response.release()
+    await trusting.close()
     assert hits == ["/"]

@@ -17,7 +17,6 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, Protocol
 
-import aiohttp
 import orjson
 
 from wayport.errors import BadRequest, GatewayError, NotFound, PayloadTooLarge, ProviderError, UpstreamTimeout
@@ -26,6 +25,7 @@ from wayport.gateway.caching import GatewayCache
 from wayport.gateway.config import ConfigParser, ConfigPlan, Leaf
 from wayport.gateway.context import Attempt, RequestContext
 from wayport.gateway.headers import RequestHeaders
+from wayport.gateway.http1 import Response, UpstreamError
 from wayport.gateway.messages import NATIVE_PATH, NATIVE_PROVIDER, reply_to_messages, request_to_openai
 from wayport.gateway.reply import (
     GATEWAY_EXCEPTION,
@@ -595,7 +595,7 @@ class Gateway:
         ctx.attempts.append(attempt)
         timeouts = self.timeouts
         limit_s = ex.timeout_ms / 1000 if ex.timeout_ms else None
-        response: aiohttp.ClientResponse | None = None
+        response: Response | None = None
         try:
             streaming = ex.stream and not ex.passthrough
             async with asyncio.timeout(
@@ -629,7 +629,7 @@ class Gateway:
         except ProviderError as exc:
             attempt.error = exc.message
             raise
-        except aiohttp.ClientError as exc:
+        except UpstreamError as exc:
             attempt.error = str(exc)
             raise ProviderError(
                 adapter.name, f"the connection broke while reading the answer ({exc})"
@@ -649,10 +649,10 @@ class Gateway:
                     adapter, lambda: adapter.translate_response(ex.endpoint, body, ex.params, ex.strict)
                 ),
             )
-        return Reply(status, headers, adapter.translate_error(status, body, _lower_headers(response)))
+        return Reply(status, headers, adapter.translate_error(status, body, response.headers))
 
     def _stream_reply(
-        self, ctx: RequestContext, adapter: ProviderAdapter, response: aiohttp.ClientResponse, ex: Exchange
+        self, ctx: RequestContext, adapter: ProviderAdapter, response: Response, ex: Exchange
     ) -> Reply:
         headers = upstream_headers(response.raw_headers)
         if ex.passthrough:
@@ -784,15 +784,11 @@ def _parse_json_object(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def _is_json(response: aiohttp.ClientResponse) -> bool:
+def _is_json(response: Response) -> bool:
     return response.headers.get("content-type", "").startswith("application/json")
 
 
-def _lower_headers(response: aiohttp.ClientResponse) -> dict[str, str]:
-    return {k.lower(): v for k, v in response.headers.items()}
-
-
-def _require_json(adapter: ProviderAdapter, response: aiohttp.ClientResponse) -> None:
+def _require_json(adapter: ProviderAdapter, response: Response) -> None:
     content_type = response.headers.get("content-type", "")
     if "json" not in content_type:
         raise ProviderError(

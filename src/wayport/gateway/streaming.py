@@ -8,14 +8,13 @@ target that fails that early can still be retried or fallen over from (``first_c
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
-import aiohttp
 import orjson
 
+from wayport.gateway.http1 import Response, UpstreamError
 from wayport.providers.base import StreamTranslator
 
 log = logging.getLogger("wayport")
@@ -90,7 +89,7 @@ class UsageTap:
 
 
 async def relay_stream(
-    response: aiohttp.ClientResponse,
+    response: Response,
     translator: StreamTranslator | None,
     *,
     sse: bool,
@@ -99,35 +98,22 @@ async def relay_stream(
 ) -> AsyncIterator[bytes]:
     """Yield the body of ``response`` chunk by chunk (translated when a translator is given).
 
-    ``stall_s`` bounds the wait for each next chunk; one timer is re-armed per chunk. ``tap``
-    sees (and may trim) every translated chunk.
+    ``stall_s`` bounds each wait for the provider's next chunk, never the time the consumer
+    takes to write a chunk to a slow client. ``tap`` sees (and may trim) every translated chunk.
     """
     tail = b""
     clean = False
-    loop = asyncio.get_running_loop()
     try:
-        async with asyncio.timeout(None) as deadline:
-            chunks = response.content.iter_any()
-            while True:
-                # The timer is armed only while waiting for the provider, never across a yield
-                # (it would cancel the consumer while it writes to a slow client).
-                if stall_s is not None:
-                    deadline.reschedule(loop.time() + stall_s)
-                try:
-                    chunk = await anext(chunks)
-                except StopAsyncIteration:
-                    break
-                if stall_s is not None:
-                    deadline.reschedule(None)
-                if translator is not None:
-                    chunk = translator.feed(chunk)
-                if tap is not None:
-                    chunk = tap.feed(chunk)
-                if not chunk:
-                    continue
-                if sse:
-                    tail = (tail + chunk)[-TAIL:]
-                yield chunk
+        while chunk := await response.next_chunk(stall_s):
+            if translator is not None:
+                chunk = translator.feed(chunk)
+            if tap is not None:
+                chunk = tap.feed(chunk)
+            if not chunk:
+                continue
+            if sse:
+                tail = (tail + chunk)[-TAIL:]
+            yield chunk
         rest = translator.close() if translator is not None else b""
         if tap is not None:
             rest = tap.feed(rest) + tap.close()
@@ -140,7 +126,7 @@ async def relay_stream(
     except TimeoutError:
         if sse:
             yield sse_error(f"The provider sent nothing for {stall_s:g} s mid-stream; the stream was ended")
-    except aiohttp.ClientError as exc:
+    except UpstreamError as exc:
         if sse:
             yield sse_error(f"The connection to the provider broke mid-stream ({type(exc).__name__})")
     except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:

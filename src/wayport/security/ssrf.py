@@ -4,33 +4,31 @@ Two layers, because neither is enough alone:
 
 * ``HostPolicy.check_url`` runs at request time, without DNS: URL shape, scheme, host name rules
   and literal IP addresses.
-* ``GuardedResolver`` runs at connection time inside aiohttp: every address a host name resolves to
-  is checked, and aiohttp then connects only to those checked addresses, so a DNS answer that
+* ``HostPolicy.addresses`` runs at connection time: every address a host name resolves to is
+  checked, and the client then connects only to those checked addresses, so a DNS answer that
   changes between check and connect (DNS rebinding) cannot reach an internal address.
 
-aiohttp never calls the resolver for literal IP hosts, and it follows redirects to any host, so
-callers must run ``check_url`` on every custom_host and should not follow upstream redirects.
+Callers must run ``check_url`` on every custom_host and must not follow upstream redirects.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import re
 import socket
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeAlias
 from urllib.parse import urlsplit
 
-from aiohttp import ThreadedResolver
-from aiohttp.abc import AbstractResolver, ResolveResult
-
-__all__ = ["TRUSTED_HOSTS_ENV", "GuardedResolver", "HostPolicy", "UnsafeAddressError", "UnsafeHostError"]
+__all__ = ["TRUSTED_HOSTS_ENV", "HostPolicy", "Lookup", "UnsafeHostError"]
 
 TRUSTED_HOSTS_ENV = "WAYPORT_TRUSTED_HOSTS"
 _ALLOW_HINT = f"add the host to {TRUSTED_HOSTS_ENV} to allow it"
 _NEVER = "this is never allowed"
 
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
+Lookup: TypeAlias = Callable[[str, int], Awaitable[list[str]]]
 
 MAX_URL_LENGTH = 2048
 MAX_LABELS = 10
@@ -124,23 +122,6 @@ class UnsafeHostError(ValueError):
     ``str(e)`` is a short reason meant for the API client; it never contains URL credentials,
     query strings or fragments.
     """
-
-
-class UnsafeAddressError(UnsafeHostError, OSError):
-    """``UnsafeHostError`` raised by ``GuardedResolver``; also an ``OSError`` on purpose.
-
-    aiohttp wraps resolver ``OSError``s in ``ClientConnectorDNSError`` (a ``ClientConnectorError``)
-    whose message ends with ``[<this reason>]`` and whose ``.os_error`` is this exception, so callers
-    can tell an SSRF refusal from an ordinary connection failure with
-    ``isinstance(exc.os_error, UnsafeHostError)``.
-    """
-
-    def __init__(self, reason: str) -> None:
-        # EACCES so generic OSError handlers see "permission denied", not a transient DNS failure.
-        OSError.__init__(self, 13, reason)
-
-    def __str__(self) -> str:
-        return str(self.strerror)
 
 
 def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -238,6 +219,18 @@ class HostPolicy:
         if problem is not None:
             raise UnsafeHostError(f"host {host!r} resolves to {problem}")
 
+    async def addresses(self, host: str, port: int, lookup: Lookup | None = None) -> list[str]:
+        """The addresses ``host`` resolves to (``lookup``, default the event loop's resolver), each
+        one checked with ``check_address``: ``UnsafeHostError`` if any is unsafe, so a name that
+        answers with a public and a private address is refused whole."""
+        if _parse_ip(host) is not None:
+            self.check_address(host, host)
+            return [host]
+        found = await (lookup or _resolve)(host, port)
+        for address in found:
+            self.check_address(host, address)
+        return found
+
     def _address_problem(self, host: str, ip_text: str) -> str | None:
         ip = _parse_ip(ip_text)
         if ip is None:
@@ -333,36 +326,6 @@ class HostPolicy:
         return None if problem is None else f"points to {problem}"
 
 
-class GuardedResolver(AbstractResolver):
-    """aiohttp resolver that refuses host names resolving to unsafe addresses.
-
-    Every address from the inner resolver (default ``aiohttp.ThreadedResolver``) is checked with
-    ``policy.check_address``; if any is unsafe the whole lookup fails with ``UnsafeAddressError``
-    (an ``UnsafeHostError`` that is also an ``OSError``), which aiohttp surfaces as
-    ``ClientConnectorDNSError`` carrying the reason. aiohttp connects only to the addresses returned
-    here, so the connection is pinned to checked IPs and DNS rebinding has no second lookup to
-    exploit. Use with ``TCPConnector(resolver=...)``; literal-IP URLs bypass resolvers, so
-    ``HostPolicy.check_url`` must still be applied first.
-    """
-
-    def __init__(self, policy: HostPolicy, inner: AbstractResolver | None = None) -> None:
-        self._policy = policy
-        # ThreadedResolver needs a running loop at construction, so the default is created lazily.
-        self._inner = inner
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        if self._inner is None:
-            self._inner = ThreadedResolver()
-        results = await self._inner.resolve(host, port, family)
-        for result in results:
-            try:
-                self._policy.check_address(host, result["host"])
-            except UnsafeHostError as exc:
-                raise UnsafeAddressError(str(exc)) from None
-        return results
-
-    async def close(self) -> None:
-        if self._inner is not None:
-            await self._inner.close()
+async def _resolve(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
