@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from genai_prices import Usage, calc_price, data_snapshot
 
-from wayport.observability.pricing import Cost, PriceOverride, Pricer, micros
+from wayport.observability.pricing import PROVIDER_IDS, Cost, PriceOverride, Pricer, micros
 
 
 @pytest.fixture(scope="module")
@@ -296,3 +296,30 @@ def test_override_tables_from_settings_are_read_as_decimals() -> None:
 def test_bad_override_tables_are_refused(values: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         PriceOverride.from_mapping(values)
+
+
+def test_every_priced_model_costs_what_genai_prices_says() -> None:
+    """The flat-rate fast path against genai-prices' own arithmetic, over its whole table: every
+    model of every provider whose price it can compute for this usage and that Wayport's lookup
+    finds by its own id (a few ids match another entry first)."""
+    pricer = Pricer()
+    usage = {
+        "prompt_tokens": 5000,
+        "completion_tokens": 700,
+        "prompt_tokens_details": {"cached_tokens": 1024},
+    }
+    gp_usage = Usage(input_tokens=5000, cache_read_tokens=1024, output_tokens=700)
+    reverse = {genai: wayport for wayport, genai in PROVIDER_IDS.items()}
+    compared = 0
+    for provider in data_snapshot.get_snapshot().providers:
+        for model in provider.models:
+            try:
+                expected = model.calc_price(gp_usage, provider).total_price
+            except (LookupError, ValueError, ArithmeticError):
+                continue
+            cost = pricer.cost(reverse.get(provider.id, provider.id), model.id, usage)
+            if cost is None or cost.priced_model != model.id:
+                continue
+            assert cost.usd == expected, f"{provider.id}/{model.id}: {cost.usd} != {expected}"
+            compared += 1
+    assert compared > 1000

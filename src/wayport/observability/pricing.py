@@ -181,7 +181,7 @@ class Pricer:
     def __init__(self, overrides: Mapping[str, PriceOverride] | None = None) -> None:
         self._overrides = {key.lower(): value for key, value in (overrides or {}).items()}
         self._models: OrderedDict[tuple[str, str], tuple[ModelInfo, Provider] | None] = OrderedDict()
-        self._prices: dict[str, tuple[float, ModelPrice]] = {}
+        self._prices: dict[tuple[str, str], tuple[float, ModelPrice, _Rates | None]] = {}
 
     def warm(self) -> None:
         """Load the bundled price data now rather than on the first priced request."""
@@ -206,9 +206,14 @@ class Pricer:
         if found is None:
             return None
         info, vendor = found
-        when = at or datetime.now(UTC)
         try:
-            prices = self._current_prices(info, when) if at is None else info.get_prices(when)
+            if at is None:
+                prices, rates = self._current_prices(info, vendor)
+                if rates is not None:
+                    return rates.cost(tokens, info.id)
+            else:
+                prices = info.get_prices(at)
+            when = at or datetime.now(UTC)
             if _simple(prices):
                 # Only token prices and per-call fees: the same arithmetic as genai-prices,
                 # without building its usage object (about 20x faster on the response path).
@@ -229,16 +234,20 @@ class Pricer:
             return None
         return _cost(total, parts, info.id)
 
-    def _current_prices(self, info: ModelInfo, when: datetime) -> ModelPrice:
+    def _current_prices(self, info: ModelInfo, vendor: Provider) -> tuple[ModelPrice, _Rates | None]:
         # Prices change at most by the hour (time-of-day pricing); resolving them on every
-        # request showed in profiles, so the current ones are kept for a minute.
+        # request showed in profiles, so the current ones are kept for a minute, with their
+        # flat rates when they have no tiers.
         now = time.monotonic()
-        cached = self._prices.get(info.id)
+        # by vendor too: one model id ("deepseek/deepseek-v4-pro") has other prices elsewhere
+        key = (vendor.id, info.id)
+        cached = self._prices.get(key)
         if cached is not None and cached[0] > now:
-            return cached[1]
-        prices = info.get_prices(when)
-        self._prices[info.id] = (now + PRICE_TTL_S, prices)
-        return prices
+            return cached[1], cached[2]
+        prices = info.get_prices(datetime.now(UTC))
+        rates = _Rates.of(prices)
+        self._prices[key] = (now + PRICE_TTL_S, prices, rates)
+        return prices, rates
 
     def _lookup(self, provider: str, model: str) -> tuple[ModelInfo, Provider] | None:
         key = (provider, model)
@@ -294,6 +303,47 @@ def _cost_from_override(override: PriceOverride, tokens: TokenUsage) -> Cost:
 _SIMPLE_KEYS = frozenset(
     {"input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok", "cache_write_1h_mtok"}
 )
+
+
+@dataclass(frozen=True, slots=True)
+class _Rates:
+    """Flat prices per token class (USD per million tokens) and the fee per call: a model without
+    tiers costs a few multiplications, the same arithmetic as ``_parts`` without the lookups."""
+
+    input: Decimal
+    cached_input: Decimal
+    cache_write: Decimal
+    output: Decimal
+    fee: Decimal
+
+    @classmethod
+    def of(cls, prices: ModelPrice) -> _Rates | None:
+        if not _simple(prices):
+            return None
+        units = [
+            _unit(prices, key) for key in ("input_mtok", "cache_read_mtok", "cache_write_mtok", "output_mtok")
+        ]
+        fee = _unit(prices, "requests_kcount")
+        if any(isinstance(unit, TieredPrices) for unit in [*units, fee]):
+            return None
+        base, read, write, output = (unit if isinstance(unit, Decimal) else None for unit in units)
+        zero = Decimal(0)
+        return cls(
+            input=base or zero,
+            cached_input=read or base or zero,
+            cache_write=write or base or zero,
+            output=output or zero,
+            fee=fee / 1000 if isinstance(fee, Decimal) else zero,
+        )
+
+    def cost(self, tokens: TokenUsage, model_id: str) -> Cost:
+        parts = {
+            "input": self.input * (tokens.prompt - tokens.cached - tokens.cache_write) / _MILLION,
+            "cached_input": self.cached_input * tokens.cached / _MILLION,
+            "cache_write": self.cache_write * tokens.cache_write / _MILLION,
+            "output": self.output * tokens.completion / _MILLION,
+        }
+        return _cost(sum(parts.values(), Decimal(0)) + self.fee, parts, model_id)
 
 
 def _simple(prices: ModelPrice) -> bool:

@@ -6,7 +6,8 @@ The host is ``https://bedrock-runtime.{region}.amazonaws.com`` unless ``custom_h
 ``WAYPORT_BASE_URL_BEDROCK`` replaces it; the signature is computed for the host actually called.
 
 The model id travels as one path segment with ``:`` left raw and ``/`` (ARNs) as ``%2F``; SigV4
-must cover the path exactly as the upstream client writes it on the request line. The signer encodes the sent path once more, so a path sent with ``%3A`` signs as ``%253A``.
+must cover the path exactly as the upstream client writes it on the request line. The signer
+encodes the sent path once more, so a path sent with ``%3A`` signs as ``%253A``.
 """
 
 from __future__ import annotations
