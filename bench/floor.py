@@ -80,7 +80,7 @@ def main() -> int:
             elif name != "direct":
                 port = free_port()
                 argv = [sys.executable, str(HERE / "floor_relays.py"), name, "--port", str(port),
-                        "--upstream", str(mock_port)]  # fmt: skip
+                        "--upstream", f"http://{HOST}:{mock_port}/v1"]  # fmt: skip
                 proc = sup.start(name, pinned(argv, relay_cpu))
                 wait_port(port)
             url = f"http://{HOST}:{port}/v1/chat/completions"

@@ -1,10 +1,16 @@
 """The minimal relays bench/floor.py measures: what any Python gateway pays before its own work.
 
-    .venv/bin/python bench/floor_relays.py tcp|aiohttp|http1 --port 18500 --upstream 18181
+    .venv/bin/python bench/floor_relays.py tcp|aiohttp|http1 --port 18500 --upstream http://127.0.0.1:18181/v1
+
+bench/run.py measures one like a gateway (CPU per request, first byte, memory):
+
+    .venv/bin/python bench/run.py --gateway-name floor-http1 \
+        --gateway-cmd ".venv/bin/python bench/floor_relays.py http1 --port {port} --upstream {mock_url}"
 
 - ``tcp``: an asyncio protocol forwarding bytes both ways; no HTTP parsing at all.
 - ``aiohttp``: uvicorn (uvloop, httptools) with an ASGI app that sends each request to the
-  upstream with aiohttp's client and relays the answer chunk by chunk.
+  upstream's chat completions with aiohttp's client and relays the answer (status, content type, chunks)
+  (``GET /health`` answers 200 itself).
 - ``http1``: the same app on Wayport's own client (wayport.gateway.http1).
 """
 
@@ -14,6 +20,7 @@ import argparse
 import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import uvicorn
 import uvloop
@@ -21,7 +28,6 @@ import uvloop
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-SSE = [(b"content-type", b"text/event-stream")]
 
 
 class Forward(asyncio.Protocol):
@@ -46,12 +52,15 @@ class Forward(asyncio.Protocol):
             self.peer.close()
 
 
-async def tcp_relay(port: int, upstream: int) -> None:
+async def tcp_relay(port: int, upstream: str) -> None:
+    target = urlsplit(upstream)
     loop = asyncio.get_running_loop()
 
     async def attach(client: Forward) -> None:
         assert client.transport is not None
-        transport, _ = await loop.create_connection(lambda: Forward(client.transport), "127.0.0.1", upstream)
+        transport, _ = await loop.create_connection(
+            lambda: Forward(client.transport), target.hostname, target.port
+        )
         client.peer = transport  # type: ignore[assignment]
         for data in client.pending:
             transport.write(data)
@@ -74,6 +83,14 @@ async def read_body(receive: Receive) -> bytes:
             return body
 
 
+async def health(scope: Message, send: Send) -> bool:
+    if scope["path"] != "/health":
+        return False
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+    return True
+
+
 async def lifespan(receive: Receive, send: Send, start: Callable[[], None]) -> None:
     while True:
         message = await receive()
@@ -94,9 +111,12 @@ def aiohttp_app(url: str) -> Any:
         if scope["type"] == "lifespan":
             await lifespan(receive, send, lambda: session.append(aiohttp.ClientSession()))
             return
+        if await health(scope, send):
+            return
         body = await read_body(receive)
         response = await session[0].post(url, data=body, headers={"content-type": "application/json"})
-        await send({"type": "http.response.start", "status": response.status, "headers": SSE})
+        start = [(b"content-type", response.headers.get("content-type", "").encode())]
+        await send({"type": "http.response.start", "status": response.status, "headers": start})
         async for chunk in response.content.iter_any():
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -114,9 +134,12 @@ def http1_app(url: str) -> Any:
         if scope["type"] == "lifespan":
             await lifespan(receive, send, lambda: client.append(HTTPClient(limit=100, connect_timeout_s=5)))
             return
+        if await health(scope, send):
+            return
         body = await read_body(receive)
         response = await client[0].request("POST", url, {"content-type": "application/json"}, body)
-        await send({"type": "http.response.start", "status": response.status, "headers": SSE})
+        start = [(b"content-type", response.headers.get("content-type", "").encode())]
+        await send({"type": "http.response.start", "status": response.status, "headers": start})
         while chunk := await response.next_chunk():
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -131,12 +154,14 @@ def main() -> None:
     )
     parser.add_argument("relay", choices=["tcp", "aiohttp", "http1"])
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--upstream", type=int, required=True, help="port of the mock upstream")
+    parser.add_argument(
+        "--upstream", required=True, help="the mock's base URL, e.g. http://127.0.0.1:18181/v1"
+    )
     args = parser.parse_args()
     if args.relay == "tcp":
         uvloop.run(tcp_relay(args.port, args.upstream))
         return
-    url = f"http://127.0.0.1:{args.upstream}/v1/chat/completions"
+    url = args.upstream.rstrip("/") + "/chat/completions"
     app = aiohttp_app(url) if args.relay == "aiohttp" else http1_app(url)
     uvicorn.run(app, host="127.0.0.1", port=args.port, loop="uvloop", http="httptools", log_level="warning")
 

@@ -165,3 +165,15 @@ def test_unsafe_custom_host_is_refused(gateway: GatewayServer, openai_emulator: 
     r = post(gateway, {**OPENAI, "x-portkey-custom-host": "http://10.1.2.3/v1"}, json=CHAT)
     assert_failure(r, 400, "WAYPORT_TRUSTED_HOSTS")
     assert openai_emulator.requests == []
+
+
+def test_a_line_break_in_a_configured_key_is_refused(
+    gateway: GatewayServer, openai_emulator: OpenAIEmulator
+) -> None:
+    """A key from a config is written into a header: a CRLF in it would add a header of the
+    caller's choosing to the provider request (header injection)."""
+    config = {"provider": "openai", "api_key": "sk-test\r\nx-injected: 1"}
+    r = post(gateway, {"x-portkey-config": orjson.dumps(config).decode()}, json=CHAT)
+    assert_failure(r, 400, "cannot be sent: a header name or value contains a line break")
+    assert "sk-test" not in r.text
+    assert openai_emulator.requests == []
