@@ -164,13 +164,19 @@ async def test_chunks_of_a_stream_arrive_one_by_one() -> None:
         await http.close()
 
 
-async def test_a_body_delimited_by_the_connection_end_is_complete() -> None:
+def answers_then_closes(reply: bytes) -> Handler:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
         await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nall of it")
+        writer.write(reply)
         await writer.drain()
 
-    async with serving(handler) as server:
+    return handler
+
+
+async def test_a_body_delimited_by_the_connection_end_is_complete() -> None:
+    async with serving(
+        answers_then_closes(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nall of it")
+    ) as server:
         http = client()
         response = await http.request("GET", f"http://127.0.0.1:{server.port}/", {}, None)
         assert await response.read() == b"all of it"
@@ -194,12 +200,9 @@ async def test_gzip_answers_are_decompressed() -> None:
 
 
 async def test_a_connection_cut_mid_body_is_an_error() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly part")
-        await writer.drain()
-
-    async with serving(handler) as server:
+    async with serving(
+        answers_then_closes(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly part")
+    ) as server:
         http = client()
         response = await http.request("GET", f"http://127.0.0.1:{server.port}/", {}, None)
         assert await response.next_chunk() == b"only part"
