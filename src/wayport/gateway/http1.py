@@ -68,7 +68,7 @@ class Response:
     __slots__ = (
         "status",
         "raw_headers",
-        "_headers",
+        "headers",
         "_conn",
         "_client",
         "_head",
@@ -90,7 +90,8 @@ class Response:
     def __init__(self, conn: _Connection, client: HTTPClient, head_only: bool) -> None:
         self.status = 0
         self.raw_headers: list[tuple[bytes, bytes]] = []
-        self._headers: dict[str, str] | None = None
+        # by lower-cased name, repeated ones joined with ", "; filled when the head is complete
+        self.headers: dict[str, str] = {}
         self._conn = conn
         self._client = client
         self._head: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -107,17 +108,6 @@ class Response:
         self._head_only = head_only
         self._stall_at: float | None = None
         self._stall_timer: asyncio.TimerHandle | None = None
-
-    @property
-    def headers(self) -> dict[str, str]:
-        """The headers by lower-cased name (repeated ones joined with ``, ``)."""
-        if self._headers is None:
-            out: dict[str, str] = {}
-            for raw_name, raw_value in self.raw_headers:
-                name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
-                out[name] = f"{out[name]}, {value}" if name in out else value
-            self._headers = out
-        return self._headers
 
     async def next_chunk(self, stall_s: float | None = None) -> bytes:
         """The body bytes that arrived since the last call, waiting for some; ``b""`` at the end.
@@ -182,14 +172,13 @@ class Response:
     def _headers_done(self, status: int, keep_alive: bool) -> None:
         self.status = status
         self._keep_alive = keep_alive and not self._head_only
-        framed = False
-        for name, value in self.raw_headers:
-            lowered = name.lower()
-            if lowered in (b"content-length", b"transfer-encoding"):
-                framed = True
-            elif lowered == b"content-encoding" and value.strip().lower() in (b"gzip", b"deflate"):
-                self._decoder = zlib.decompressobj(wbits=zlib.MAX_WBITS | 32)  # zlib or gzip framing
-        self._until_close = not framed
+        headers = self.headers
+        for raw_name, raw_value in self.raw_headers:
+            name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        if headers.get("content-encoding", "").strip().lower() in ("gzip", "deflate"):
+            self._decoder = zlib.decompressobj(wbits=zlib.MAX_WBITS | 32)  # zlib or gzip framing
+        self._until_close = "content-length" not in headers and "transfer-encoding" not in headers
         if self._head_only:
             self._ended()
         if not self._head.done():
