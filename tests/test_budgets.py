@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.test_store_logs import PG_SKIP_REASON, PG_URL, store_engine
+from tests.test_catalog_harness import store_engine as migrated_store
+from tests.test_store_logs import PG_SKIP_REASON, PG_URL
 from wayport.security.budgets import BudgetLedger, Claim, Reservation, period_key, reset_at
 from wayport.security.limits import (
     BudgetKind,
@@ -25,7 +26,7 @@ from wayport.security.limits import (
     parse_rate_limits,
     parse_usage_limits,
 )
-from wayport.store import create_engine, upgrade
+from wayport.store import create_engine
 
 NOW = datetime(2026, 11, 26, 15, 30, tzinfo=UTC)  # a Thursday
 COST_5 = BudgetLimit(BudgetKind.COST, 5_000_000, reset=Reset.MONTHLY)
@@ -133,8 +134,7 @@ def test_weeks_start_on_sunday_and_december_rolls_into_january() -> None:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    async with store_engine(request.param, tmp_path) as engine:
-        await upgrade(engine)
+    async with migrated_store(request.param, tmp_path) as engine:
         yield engine
 
 
@@ -230,8 +230,7 @@ async def test_concurrent_reservations_never_overspend(ledger: BudgetLedger) -> 
 async def test_two_nodes_on_one_postgresql_never_overspend(tmp_path: Path) -> None:
     if not PG_URL:
         pytest.skip(PG_SKIP_REASON)
-    async with store_engine("postgresql", tmp_path) as first:
-        await upgrade(first)
+    async with migrated_store("postgresql", tmp_path) as first:
         second = create_engine(
             PG_URL,
             tmp_path,

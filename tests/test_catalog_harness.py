@@ -24,6 +24,7 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import free_port
+from tests.test_store_logs import store_engine as empty_store_engine
 from wayport.catalog import CatalogState, configs_router, prompts_router
 from wayport.providers import ProviderRegistry
 from wayport.security.ssrf import HostPolicy
@@ -62,25 +63,9 @@ async def _admin(statement: str, tmp_path: Path) -> None:
 @asynccontextmanager
 async def store_engine(kind: str, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     """A migrated, empty store of ``kind``; skips the test for PostgreSQL without its URL."""
-    if kind == "postgresql":
-        if not PG_URL:
-            pytest.skip(PG_SKIP_REASON)
-        schema = f"wayport_cat_{uuid.uuid4().hex[:16]}"
-        await _admin(f'CREATE SCHEMA "{schema}"', tmp_path)
-        engine = create_engine(PG_URL, tmp_path, connect_args={"server_settings": {"search_path": schema}})
-        try:
-            await upgrade(engine)
-            yield engine
-        finally:
-            await engine.dispose()
-            await _admin(f'DROP SCHEMA "{schema}" CASCADE', tmp_path)
-    else:
-        engine = create_engine(None, tmp_path)
-        try:
-            await upgrade(engine)
-            yield engine
-        finally:
-            await engine.dispose()
+    async with empty_store_engine(kind, tmp_path) as engine:
+        await upgrade(engine)
+        yield engine
 
 
 class QueryCounter:

@@ -11,16 +11,15 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.test_store_logs import store_engine
-from wayport.store import Feedback, FeedbackRepository, upgrade
+from tests.test_catalog_harness import store_engine as migrated_store
+from wayport.store import Feedback, FeedbackRepository
 
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    async with store_engine(request.param, tmp_path) as engine:
-        await upgrade(engine)
+    async with migrated_store(request.param, tmp_path) as engine:
         yield engine
 
 
