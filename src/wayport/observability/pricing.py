@@ -181,7 +181,7 @@ class Pricer:
     def __init__(self, overrides: Mapping[str, PriceOverride] | None = None) -> None:
         self._overrides = {key.lower(): value for key, value in (overrides or {}).items()}
         self._models: OrderedDict[tuple[str, str], tuple[ModelInfo, Provider] | None] = OrderedDict()
-        self._prices: dict[tuple[str, str], tuple[float, ModelPrice, _Rates | None]] = {}
+        self._rates: dict[tuple[str, str], tuple[float, _Rates | None]] = {}
 
     def warm(self) -> None:
         """Load the bundled price data now rather than on the first priced request."""
@@ -207,47 +207,35 @@ class Pricer:
             return None
         info, vendor = found
         try:
-            if at is None:
-                prices, rates = self._current_prices(info, vendor)
-                if rates is not None:
-                    return rates.cost(tokens, info.id)
-            else:
-                prices = info.get_prices(at)
-            when = at or datetime.now(UTC)
-            if _simple(prices):
+            rates = self._current_rates(info, vendor) if at is None else _flat(info.get_prices(at))
+            if rates is not None:
                 # Only token prices and per-call fees: the same arithmetic as genai-prices,
                 # without building its usage object (about 20x faster on the response path).
-                parts = _parts(prices, tokens)
-                fee = _unit(prices, "requests_kcount")
-                total = sum(parts.values(), Decimal(0)) + (fee / 1000 if isinstance(fee, Decimal) else 0)
-            else:
-                gp_usage = Usage(
-                    input_tokens=tokens.prompt,
-                    cache_read_tokens=tokens.cached,
-                    cache_write_tokens=tokens.cache_write,
-                    output_tokens=tokens.completion,
-                )
-                calc = info.calc_price(gp_usage, vendor, genai_request_timestamp=when)
-                prices, total = calc.model_price, calc.total_price
-                parts = _parts(prices, tokens)
+                return rates.cost(tokens, info.id)
+            gp_usage = Usage(
+                input_tokens=tokens.prompt,
+                cache_read_tokens=tokens.cached,
+                cache_write_tokens=tokens.cache_write,
+                output_tokens=tokens.completion,
+            )
+            calc = info.calc_price(gp_usage, vendor, genai_request_timestamp=at or datetime.now(UTC))
+            parts = _Rates.of(calc.model_price).parts(tokens)
         except (LookupError, ValueError, ArithmeticError):
             return None
-        return _cost(total, parts, info.id)
+        return _cost(calc.total_price, parts, info.id)
 
-    def _current_prices(self, info: ModelInfo, vendor: Provider) -> tuple[ModelPrice, _Rates | None]:
+    def _current_rates(self, info: ModelInfo, vendor: Provider) -> _Rates | None:
         # Prices change at most by the hour (time-of-day pricing); resolving them on every
-        # request showed in profiles, so the current ones are kept for a minute, with their
-        # flat rates when they have no tiers.
+        # request showed in profiles, so the current ones are kept for a minute.
         now = time.monotonic()
         # by vendor too: one model id ("deepseek/deepseek-v4-pro") has other prices elsewhere
         key = (vendor.id, info.id)
-        cached = self._prices.get(key)
+        cached = self._rates.get(key)
         if cached is not None and cached[0] > now:
-            return cached[1], cached[2]
-        prices = info.get_prices(datetime.now(UTC))
-        rates = _Rates.of(prices)
-        self._prices[key] = (now + PRICE_TTL_S, prices, rates)
-        return prices, rates
+            return cached[1]
+        rates = _flat(info.get_prices(datetime.now(UTC)))
+        self._rates[key] = (now + PRICE_TTL_S, rates)
+        return rates
 
     def _lookup(self, provider: str, model: str) -> tuple[ModelInfo, Provider] | None:
         key = (provider, model)
@@ -305,45 +293,51 @@ _SIMPLE_KEYS = frozenset(
 )
 
 
+Unit = Decimal | TieredPrices | None
+
+
 @dataclass(frozen=True, slots=True)
 class _Rates:
-    """Flat prices per token class (USD per million tokens) and the fee per call: a model without
-    tiers costs a few multiplications, the same arithmetic as ``_parts`` without the lookups."""
+    """The price of each token class and the fee per call, read once from a ``ModelPrice``.
+    Cached-read and cache-write tokens without a price of their own are billed as input, the way
+    genai-prices decomposes usage."""
 
-    input: Decimal
-    cached_input: Decimal
-    cache_write: Decimal
-    output: Decimal
+    input: Unit
+    cached_input: Unit
+    cache_write: Unit
+    output: Unit
     fee: Decimal
 
     @classmethod
-    def of(cls, prices: ModelPrice) -> _Rates | None:
-        if not _simple(prices):
-            return None
-        units = [
-            _unit(prices, key) for key in ("input_mtok", "cache_read_mtok", "cache_write_mtok", "output_mtok")
-        ]
+    def of(cls, prices: ModelPrice) -> _Rates:
+        base = _unit(prices, "input_mtok")
         fee = _unit(prices, "requests_kcount")
-        if any(isinstance(unit, TieredPrices) for unit in [*units, fee]):
-            return None
-        base, read, write, output = (unit if isinstance(unit, Decimal) else None for unit in units)
-        zero = Decimal(0)
         return cls(
-            input=base or zero,
-            cached_input=read or base or zero,
-            cache_write=write or base or zero,
-            output=output or zero,
-            fee=fee / 1000 if isinstance(fee, Decimal) else zero,
+            input=base,
+            cached_input=_unit(prices, "cache_read_mtok") or base,
+            cache_write=_unit(prices, "cache_write_mtok") or base,
+            output=_unit(prices, "output_mtok"),
+            fee=fee / 1000 if isinstance(fee, Decimal) else Decimal(0),
         )
 
-    def cost(self, tokens: TokenUsage, model_id: str) -> Cost:
-        parts = {
-            "input": self.input * (tokens.prompt - tokens.cached - tokens.cache_write) / _MILLION,
-            "cached_input": self.cached_input * tokens.cached / _MILLION,
-            "cache_write": self.cache_write * tokens.cache_write / _MILLION,
-            "output": self.output * tokens.completion / _MILLION,
+    def parts(self, tokens: TokenUsage) -> dict[str, Decimal]:
+        prompt = tokens.prompt
+        return {
+            "input": _charge(self.input, prompt - tokens.cached - tokens.cache_write, prompt),
+            "cached_input": _charge(self.cached_input, tokens.cached, prompt),
+            "cache_write": _charge(self.cache_write, tokens.cache_write, prompt),
+            "output": _charge(self.output, tokens.completion, prompt),
         }
+
+    def cost(self, tokens: TokenUsage, model_id: str) -> Cost:
+        parts = self.parts(tokens)
         return _cost(sum(parts.values(), Decimal(0)) + self.fee, parts, model_id)
+
+
+def _flat(prices: ModelPrice) -> _Rates | None:
+    """The rates of ``prices`` when Wayport's arithmetic covers them (token prices, tiers by
+    prompt size, per-call fees); ``None`` when genai-prices must compute the price."""
+    return _Rates.of(prices) if _simple(prices) else None
 
 
 def _simple(prices: ModelPrice) -> bool:
@@ -354,20 +348,6 @@ def _simple(prices: ModelPrice) -> bool:
     )
 
 
-def _parts(prices: ModelPrice, tokens: TokenUsage) -> dict[str, Decimal]:
-    """The cost of each token class, split the way genai-prices decomposes usage: cached and
-    cache-write tokens without a price of their own are billed as input."""
-    input_price = _unit(prices, "input_mtok")
-    read_price = _unit(prices, "cache_read_mtok")
-    write_price = _unit(prices, "cache_write_mtok")
-    return {
-        "input": _charge(input_price, tokens.prompt - tokens.cached - tokens.cache_write, tokens.prompt),
-        "cached_input": _charge(read_price or input_price, tokens.cached, tokens.prompt),
-        "cache_write": _charge(write_price or input_price, tokens.cache_write, tokens.prompt),
-        "output": _charge(_unit(prices, "output_mtok"), tokens.completion, tokens.prompt),
-    }
-
-
 def _cost(total: Decimal, parts: Mapping[str, Decimal], model_id: str) -> Cost:
     breakdown = {name: micros(value) for name, value in parts.items()}
     other = total - sum(parts.values(), Decimal(0))
@@ -376,12 +356,12 @@ def _cost(total: Decimal, parts: Mapping[str, Decimal], model_id: str) -> Cost:
     return Cost(micros=micros(total), usd=total, breakdown=breakdown, priced_model=model_id)
 
 
-def _unit(prices: ModelPrice, key: str) -> Decimal | TieredPrices | None:
+def _unit(prices: ModelPrice, key: str) -> Unit:
     value = getattr(prices, key, None)
     return value if isinstance(value, Decimal | TieredPrices) else None
 
 
-def _charge(price: Decimal | TieredPrices | None, count: int, total_input: int) -> Decimal:
+def _charge(price: Unit, count: int, total_input: int) -> Decimal:
     if price is None or count == 0:
         return Decimal(0)
     return calc_unit_price(price, count, total_input, _MILLION)
