@@ -265,6 +265,10 @@ class _Connection(asyncio.Protocol):
         else:
             transport.write(head + body if body else head)
 
+    def reusable(self, idle_after: float) -> bool:
+        """Open, and idle since ``idle_after`` (loop time) or later."""
+        return not self.closed and self.idle_since > idle_after
+
     def pause(self) -> None:
         if self.transport is not None and not self.closed:
             self.transport.pause_reading()
@@ -375,6 +379,11 @@ class HTTPClient:
                 raise
         raise AssertionError("unreachable")
 
+    def request_target(self, url: str) -> str:
+        """What the request line carries for ``url``: its path and query, as given (only bytes
+        that cannot appear on a request line are percent-encoded)."""
+        return self._split(url)[1]
+
     async def close(self) -> None:
         for idle in self._idle.values():
             for conn in idle:
@@ -392,11 +401,6 @@ class HTTPClient:
 
     def slot_freed(self) -> None:
         self._slots.release()
-
-    def request_target(self, url: str) -> str:
-        """What the request line carries for ``url``: its path and query, as given (only bytes
-        that cannot appear on a request line are percent-encoded)."""
-        return self._split(url)[1]
 
     # -- internals
     def _split(self, url: str) -> tuple[Origin, str]:
@@ -417,7 +421,7 @@ class HTTPClient:
             oldest = asyncio.get_running_loop().time() - IDLE_TIMEOUT_S
             while idle:
                 conn = idle.pop()
-                if not conn.closed and conn.idle_since > oldest:
+                if conn.reusable(oldest):
                     return conn
                 conn.close()
         return await self._connect(origin)
@@ -464,7 +468,7 @@ class HTTPClient:
         for origin, idle in list(self._idle.items()):
             keep = []
             for conn in idle:
-                if not conn.closed and conn.idle_since > oldest:
+                if conn.reusable(oldest):
                     keep.append(conn)
                 else:
                     conn.close()
