@@ -38,13 +38,31 @@ _QUERY_SECRET = (
     r"(?:key|api[_-]?key|access[_-]?token|token|sig|signature|x-amz-signature|x-amz-security-token"
     r"|x-amz-credential|password|X-Amz-Signature|X-Amz-Security-Token|X-Amz-Credential)=[^&#\s\"'<>\\]+"
 )
+# provider key shapes: (the literal a key starts with, the rest of its pattern)
+_KEY_SHAPES = (
+    ("sk-", "[A-Za-z0-9_-]{16,}"),
+    ("AIza", "[0-9A-Za-z_-]{30,}"),
+    ("gsk_", "[A-Za-z0-9]{20,}"),
+    ("xai-", "[A-Za-z0-9]{20,}"),
+    ("pplx-", "[A-Za-z0-9]{20,}"),
+    ("hf_", "[A-Za-z0-9]{20,}"),
+    ("nvapi-", "[A-Za-z0-9_-]{20,}"),
+    ("AKIA", "[0-9A-Z]{16}"),
+    ("ASIA", "[0-9A-Z]{16}"),
+    ("ghp_", "[A-Za-z0-9]{30,}"),
+    ("xox", "[abp]-[A-Za-z0-9-]{10,}"),
+)
 _TOKEN_VALUE = re.compile(
     r"Bearer\s+[A-Za-z0-9._~+/=-]{8,}|bearer\s+[A-Za-z0-9._~+/=-]{8,}"
-    r"|\?" + _QUERY_SECRET + r"|&" + _QUERY_SECRET + r"|sk-[A-Za-z0-9_-]{16,}|AIza[0-9A-Za-z_-]{30,}"
-    r"|gsk_[A-Za-z0-9]{20,}|xai-[A-Za-z0-9]{20,}|pplx-[A-Za-z0-9]{20,}|hf_[A-Za-z0-9]{20,}"
-    r"|nvapi-[A-Za-z0-9_-]{20,}|AKIA[0-9A-Z]{16}|ASIA[0-9A-Z]{16}"
-    r"|ghp_[A-Za-z0-9]{30,}|xox[abp]-[A-Za-z0-9-]{10,}"
-)
+    r"|\?" + _QUERY_SECRET + r"|&" + _QUERY_SECRET
+    + "".join(f"|{re.escape(start)}{rest}" for start, rest in _KEY_SHAPES)
+)  # fmt: skip
+# Every match of _TOKEN_VALUE contains one of these: a substring search for each (under 1 ns per
+# character) rules most text out before the regex runs.
+_TOKEN_LITERALS = (
+    "Bearer", "bearer", "key=", "token=", "Token=", "sig=", "ignature=", "redential=", "password=",
+    *(start for start, _ in _KEY_SHAPES),
+)  # fmt: skip
 
 # ``"key": value`` pairs in JSON that did not parse (a truncated body), and ``key: value`` /
 # ``key=value`` pairs in short free text (error messages).
@@ -102,12 +120,70 @@ def scrub_text(text: str) -> str:
     """
     if not text:
         return text
-    text = _TOKEN_VALUE.sub(_redact_token, text)
     if text.startswith("data:"):
-        return _redact_sse(text)
+        return text if _sse_is_clean(text) else _redact_sse(_redact_tokens(text))
+    text = _redact_tokens(text)
     if text.lstrip()[:1] in ("{", "["):
         return _redact_json(text)
     return _redact_pairs(text, _BARE_KEY if len(text) <= _BARE_SCAN_LIMIT else _JSON_KEY)
+
+
+def _redact_tokens(text: str) -> str:
+    if any(literal in text for literal in _TOKEN_LITERALS):
+        return _TOKEN_VALUE.sub(_redact_token, text)
+    return text
+
+
+def _sse_is_clean(text: str) -> bool:
+    """True when an event stream certainly holds nothing to redact: a quick check that lets the
+    usual stream (JSON events, no key shapes, no credential-named keys) skip :func:`_redact_sse`,
+    which parses every event.
+
+    Every line must be blank, ``data: [DONE]`` or ``data: {…``. Escaped backslashes and quotes are
+    masked; then every JSON key (and every ``"key":`` the pair scan of a cut-off event would find)
+    is a piece of text between two quotes that is followed by a colon. The distinct pieces are
+    few, so each is checked: a credential-like name or an escape sequence is suspect, and a
+    suspect piece that is ever followed by a colon fails the check. No match of ``_TOKEN_VALUE``
+    spans a quote, so the token search needs to see only the distinct pieces too.
+    """
+    for line in text.split("\n"):
+        payload = line[5:].strip()
+        if line and not (line.startswith("data:") and (payload[:1] == "{" or payload == "[DONE]")):
+            return False
+    if "\\" in text:
+        text = text.replace("\\\\", "\x01\x01").replace('\\"', "\x01\x01")
+    pieces = set(text.split('"'))
+    joined = "\x00".join(pieces)
+    if any(literal in joined for literal in _TOKEN_LITERALS):
+        return False
+    for piece in pieces:
+        if len(piece) <= _SHORT_PIECE:
+            if _suspect(piece) and _before_colon(piece, text):
+                return False
+        elif _before_colon(piece, text) and _suspect(piece):
+            return False
+    return True
+
+
+# Pieces up to this long are checked for a credential-like name first (the name check is cached
+# and the usual key is short); longer ones for a following colon first (a substring search).
+_SHORT_PIECE = 64
+_QUOTE_COLON = re.compile(r'"\s*:')
+
+
+def _suspect(piece: str) -> bool:
+    return "\x01" in piece or "\\" in piece or is_secret_key(piece)
+
+
+def _before_colon(piece: str, text: str) -> bool:
+    """Whether ``piece`` is somewhere followed by a quote and a colon (over-approximate: a longer
+    piece ending with it counts too)."""
+    start = text.find(piece + '"')
+    while start != -1:
+        if _QUOTE_COLON.match(text, start + len(piece)):
+            return True
+        start = text.find(piece + '"', start + 1)
+    return False
 
 
 def _redact_json(text: str) -> str:

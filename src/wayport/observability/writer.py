@@ -34,8 +34,8 @@ Sink = Callable[[list[LogRecord]], Awaitable[None]]
 
 logger = logging.getLogger("wayport.logs")
 
-# Scrubbing is CPU work on the event loop: yield to requests every this many records.
-_SCRUB_SLICE = 50
+# Scrubbing is CPU work on the event loop: it hands the loop back to requests after this long.
+_SCRUB_SLICE_S = 0.0005
 
 
 class LogWriter:
@@ -182,10 +182,12 @@ class LogWriter:
 
     async def _write(self, batch: list[LogRecord]) -> bool:
         try:
-            for index, record in enumerate(batch, 1):
+            slice_end = time.perf_counter() + _SCRUB_SLICE_S
+            for record in batch:
                 scrub_record(record)
-                if index % _SCRUB_SLICE == 0:
+                if time.perf_counter() >= slice_end:
                     await asyncio.sleep(0)
+                    slice_end = time.perf_counter() + _SCRUB_SLICE_S
             await self._sink(batch)
             return True
         except asyncio.CancelledError:
