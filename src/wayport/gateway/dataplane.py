@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -19,6 +18,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from wayport.entropy import uuid4
 from wayport.errors import BadRequest, GatewayError, NotFound, PayloadTooLarge, ProviderError, UpstreamTimeout
 from wayport.gateway.breaker import Breakers
 from wayport.gateway.caching import GatewayCache
@@ -362,7 +362,7 @@ class Gateway:
         return RequestContext(
             skip_bodies=portkey.get("debug", "").strip().lower() == "false",
             endpoint=endpoint,
-            trace_id=portkey.get("trace-id") or str(uuid.uuid4()),
+            trace_id=portkey.get("trace-id") or uuid4(),
             gateway_key=Secret(key) if key else None,
             span_id=portkey.get("span-id"),
             parent_span_id=portkey.get("parent-span-id"),

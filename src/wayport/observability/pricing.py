@@ -26,6 +26,7 @@ from genai_prices.types import ModelInfo, ModelPrice, Provider, TieredPrices, ca
 __all__ = ["Cost", "PriceOverride", "Pricer", "TokenUsage", "micros"]
 
 _MILLION = 1_000_000
+_ONE = Decimal(1)
 
 # Wayport provider id -> genai-prices provider id. Providers missing here are looked up under
 # their own id (genai-prices also matches aliases such as ``together-ai``).
@@ -58,7 +59,9 @@ _CACHE_SIZE = 4096
 
 def micros(usd: Decimal) -> int:
     """US dollars as integer micro-dollars, rounded half up."""
-    return int((usd * _MILLION).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    if not usd:
+        return 0
+    return int(usd.scaleb(6).quantize(_ONE, rounding=ROUND_HALF_UP))
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,6 @@ before a record is spooled or stored (the writer and the store both call it).
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -16,6 +15,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from wayport.entropy import random_bytes
 from wayport.observability.scrub import REDACTED, is_secret_key, scrub, scrub_text
 
 __all__ = [
@@ -39,7 +39,7 @@ DEFAULT_BODY_LIMIT = 64 * 1024
 def new_log_id() -> str:
     """A UUIDv7 string: time-ordered (millisecond prefix), so ids sort roughly by creation."""
     millis = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
+    rand = int.from_bytes(random_bytes(10), "big")
     value = (millis & ((1 << 48) - 1)) << 80
     value |= 0x7 << 76  # version 7
     value |= ((rand >> 62) & 0xFFF) << 64  # 12 bits rand_a

@@ -6,12 +6,12 @@ Shared by the Gemini API and Vertex AI adapters.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
 
+from wayport.entropy import random_bytes
 from wayport.errors import ProviderError, provider_error_body
 from wayport.providers.base import openai_style_error
 from wayport.providers.openai_shapes import chat_completion, embedding_list, new_id, text_inputs, usage
@@ -83,7 +83,7 @@ def gemini_usage(meta: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 
 def new_call_id() -> str:
-    return "call_" + uuid.uuid4().hex[:24]
+    return "call_" + random_bytes(12).hex()
 
 
 def tool_call(part: Mapping[str, Any]) -> dict[str, Any]:

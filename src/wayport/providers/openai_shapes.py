@@ -9,17 +9,18 @@ from __future__ import annotations
 import base64
 import struct
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
 
+from wayport.entropy import random_bytes
+
 DONE = b"data: [DONE]\n\n"
 
 
 def new_id(prefix: str = "chatcmpl") -> str:
-    return f"{prefix}-{uuid.uuid4().hex}"
+    return f"{prefix}-{random_bytes(16).hex()}"
 
 
 def now() -> int:
