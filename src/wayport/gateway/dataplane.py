@@ -113,9 +113,12 @@ class Call:
     headers: RequestHeaders
     body: dict[str, Any]
     raw_body: bytes | None
-    stream: bool
     # the client's own body when it came through an ingress (e.g. /v1/messages)
     native_body: bytes | None = None
+
+    @property
+    def stream(self) -> bool:
+        return self.body.get("stream") is True
 
 
 class Gateway:
@@ -171,7 +174,7 @@ class Gateway:
             if messages:
                 native, model = raw, str(body.get("model") or "")
                 body, raw = request_to_openai(body), None
-            reply = await self._serve(scope, ctx, headers, Call(endpoint, headers, body, raw, False, native))
+            reply = await self._serve(scope, ctx, headers, Call(endpoint, headers, body, raw, native))
         except GatewayError as exc:
             reply = Reply.from_error(exc)
         except Exception:
@@ -281,7 +284,7 @@ class Gateway:
         ctx.prompt_ref, ctx.prompt_workspace = ref, prompt.get("workspace_id")
         ctx.endpoint = Endpoint.COMPLETE if kind == "complete" else Endpoint.CHAT
         extra = {f"_{k}": v for k, v in prompt.items() if k.startswith("prompt") and v is not None}
-        return Call(ctx.endpoint, headers, request, None, False), extra
+        return Call(ctx.endpoint, headers, request, None), extra
 
     async def _serve(
         self,
@@ -292,9 +295,7 @@ class Gateway:
         metadata: Mapping[str, Any] | None = None,
     ) -> Reply:
         """Route a parsed request through the plan (the common part of every data-plane route)."""
-        stream = call.body.get("stream") is True
-        call = replace(call, stream=stream)
-        ctx.stream = stream
+        ctx.stream = call.stream
         plan = self._plan(headers)
         ctx.plan = plan
         ctx.metadata = headers.metadata()
