@@ -8,8 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wayport.gateway.context import Attempt
+from wayport.observability import writer as writer_module
 from wayport.observability.record import (
     BodyLogMode,
     LogRecord,
@@ -17,6 +20,14 @@ from wayport.observability.record import (
     body_for_log,
     scrub,
     scrub_record,
+)
+from wayport.observability.scrub import (
+    _BARE_KEY,
+    _TOKEN_VALUE,
+    _redact_json,
+    _redact_pairs,
+    _redact_token,
+    scrub_text,
 )
 from wayport.observability.writer import LogWriter
 from wayport.store import LogRepository, create_engine, upgrade
@@ -223,6 +234,52 @@ async def test_writing_through_the_store(tmp_path: Path) -> None:
         assert writer.written == 120 and await repo.count() == 120
     finally:
         await engine.dispose()
+
+
+async def test_scrubbing_yields_to_requests_unless_a_backlog_builds_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # slices of zero and of "forever": the writer yields after every record, or not at all
+    monkeypatch.setattr(writer_module, "_SCRUB_SLICE_S", 0.0)
+    monkeypatch.setattr(writer_module, "_BACKLOG_SLICE_S", 3600.0)
+
+    async def interleavings(queued: int) -> int:
+        """How often a request-like task got the loop while the writer scrubbed one batch of 10."""
+        writer = LogWriter(RecordingSink(), batch_size=10)
+        for record in records(queued):
+            writer.submit(record)
+        turns = 0
+        done = False
+
+        async def request_task() -> None:
+            nonlocal turns
+            while not done:
+                turns += 1
+                await asyncio.sleep(0)
+
+        other = asyncio.create_task(request_task())
+        await asyncio.sleep(0)
+        turns = 0
+        await writer._write([writer._queue.popleft() for _ in range(10)])
+        done = True
+        await other
+        return turns
+
+    assert await interleavings(10) >= 10  # nothing left behind: the loop goes back to requests often
+    assert await interleavings(30) <= 1  # more than a batch waits: scrub it in one go
+
+
+def test_text_without_a_pair_or_an_object_is_only_searched_for_key_shapes() -> None:
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.sampled_from(list('ab {}[]",\n') + ["token", "api_key", "sk-proj-abcdefghijklmnopq"])))
+    def check(words: list[str]) -> None:
+        text = "".join(words)
+        # what scrub_text did before it skipped text holding neither ":" nor "="
+        full = _TOKEN_VALUE.sub(_redact_token, text)
+        full = _redact_json(full) if full.lstrip()[:1] in ("{", "[") else _redact_pairs(full, _BARE_KEY)
+        assert scrub_text(text) == full
+
+    check()
 
 
 def test_nonsense_sizes_are_refused() -> None:

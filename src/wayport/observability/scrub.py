@@ -123,6 +123,8 @@ def scrub_text(text: str) -> str:
     if text.startswith("data:"):
         return text if _sse_is_clean(text) else _redact_sse(_redact_tokens(text))
     text = _redact_tokens(text)
+    if ":" not in text and "=" not in text:
+        return text  # no JSON object, no ``key: value`` or ``key=value`` pair: nothing named to redact
     if text.lstrip()[:1] in ("{", "["):
         return _redact_json(text)
     return _redact_pairs(text, _BARE_KEY if len(text) <= _BARE_SCAN_LIMIT else _JSON_KEY)

@@ -34,8 +34,11 @@ Sink = Callable[[list[LogRecord]], Awaitable[None]]
 
 logger = logging.getLogger("wayport.logs")
 
-# Scrubbing is CPU work on the event loop: it hands the loop back to requests after this long.
+# Scrubbing is CPU work on the event loop: it hands the loop back to requests after this long,
+# or after the long slice while more than a batch waits (a saturated gateway must not starve its
+# writer: a full queue drops records).
 _SCRUB_SLICE_S = 0.0005
+_BACKLOG_SLICE_S = 0.01
 
 
 class LogWriter:
@@ -182,12 +185,12 @@ class LogWriter:
 
     async def _write(self, batch: list[LogRecord]) -> bool:
         try:
-            slice_end = time.perf_counter() + _SCRUB_SLICE_S
+            slice_end = time.perf_counter() + self._slice_s()
             for record in batch:
                 scrub_record(record)
                 if time.perf_counter() >= slice_end:
                     await asyncio.sleep(0)
-                    slice_end = time.perf_counter() + _SCRUB_SLICE_S
+                    slice_end = time.perf_counter() + self._slice_s()
             await self._sink(batch)
             return True
         except asyncio.CancelledError:
@@ -196,6 +199,9 @@ class LogWriter:
             self.failures += 1
             logger.warning("log sink failed for %d records: %s", len(batch), exc)
             return False
+
+    def _slice_s(self) -> float:
+        return _BACKLOG_SLICE_S if len(self._queue) >= self._batch_size else _SCRUB_SLICE_S
 
     # -- the spool ---------------------------------------------------------------------------
 
