@@ -61,13 +61,16 @@ class UsageTap:
 
     def feed(self, chunk: bytes) -> bytes:
         data = self._pending + chunk if self._pending else chunk
-        cut = data.rfind(b"\n\n")
-        if cut < 0:
-            self._pending = data
-            return b""
-        complete, self._pending = data[: cut + 2], data[cut + 2 :]
+        if data.endswith(b"\n\n"):  # the usual chunk: whole events
+            complete, self._pending = data, b""
+        else:
+            cut = data.rfind(b"\n\n")
+            if cut < 0:
+                self._pending = data
+                return b""
+            complete, self._pending = data[: cut + 2], data[cut + 2 :]
         if b'"usage":{' not in complete and b'"usage": {' not in complete:
-            return complete
+            return complete  # not the usage chunk (streams with include_usage say "usage":null)
         kept = []
         for event in complete.split(b"\n\n")[:-1]:
             payload = event.partition(b"data:")[2].strip()
