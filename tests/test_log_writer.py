@@ -86,7 +86,20 @@ async def test_a_big_enough_queue_drops_nothing() -> None:
     await writer.close()
     assert (writer.dropped, writer.written) == (0, 10_000)
     assert len(set(sink.ids)) == 10_000
-    assert max(len(batch) for batch in sink.batches) == 500
+    assert max(len(batch) for batch in sink.batches) == 2_000  # a backlog goes in bigger batches
+
+
+async def test_a_backlog_is_written_in_bigger_batches_and_the_rest_in_normal_ones() -> None:
+    sink = RecordingSink()
+    writer = LogWriter(sink, batch_size=10)
+    burst = records(100)
+    for record in burst:
+        writer.submit(record)
+    await writer.start()
+    await writer.close()
+    # 100 queued: four batches' worth or more go 40 at a time, then 20 are left for normal batches
+    assert [len(batch) for batch in sink.batches] == [40, 40, 10, 10]
+    assert sink.ids == [record.id for record in burst]
 
 
 async def test_records_are_written_within_the_flush_interval() -> None:

@@ -39,6 +39,7 @@ logger = logging.getLogger("wayport.logs")
 # writer: a full queue drops records).
 _SCRUB_SLICE_S = 0.0005
 _BACKLOG_SLICE_S = 0.01
+_BACKLOG_BATCHES = 4
 
 
 class LogWriter:
@@ -174,7 +175,7 @@ class LogWriter:
 
     async def _drain(self) -> None:
         while self._queue:
-            count = min(self._batch_size, len(self._queue))
+            count = min(self._batch_limit(), len(self._queue))
             self._current = [self._queue.popleft() for _ in range(count)]
             # no try/finally: when close() cancels a hung write, it spools what is left in _current
             if await self._write(self._current):
@@ -202,6 +203,12 @@ class LogWriter:
 
     def _slice_s(self) -> float:
         return _BACKLOG_SLICE_S if len(self._queue) >= self._batch_size else _SCRUB_SLICE_S
+
+    def _batch_limit(self) -> int:
+        # A write costs a few round trips to the store, each a turn of a busy event loop: while a
+        # backlog builds up, bigger batches spread those turns over more records.
+        backlog = len(self._queue) >= _BACKLOG_BATCHES * self._batch_size
+        return self._batch_size * _BACKLOG_BATCHES if backlog else self._batch_size
 
     # -- the spool ---------------------------------------------------------------------------
 
