@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from wayport.gateway.http1 import ConnectFailed, ConnectionBroken, HTTPClient, InvalidRequest
+from wayport.gateway.http1 import ConnectFailed, ConnectionBroken, HTTPClient, InvalidRequest, Response
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
 OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
@@ -44,6 +44,10 @@ class Server:
             pass
         finally:
             writer.close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
 
     async def read_request(self, reader: asyncio.StreamReader) -> bytes:
         head = await reader.readuntil(b"\r\n\r\n")
@@ -69,6 +73,10 @@ async def serving(handler: Handler) -> AsyncIterator[Server]:
 
 def client(limit: int = 8) -> HTTPClient:
     return HTTPClient(limit=limit, connect_timeout_s=2)
+
+
+async def get(http: HTTPClient, server: Server) -> Response:
+    return await http.request("GET", server.url, {}, None)
 
 
 def keep_alive_server(reply: bytes = OK) -> Callable[[Server], Handler]:
@@ -101,7 +109,7 @@ async def test_requests_share_one_kept_alive_connection() -> None:
     async with serving_with(keep_alive_server()) as server:
         http = client()
         for _ in range(3):
-            response = await http.request("POST", f"http://127.0.0.1:{server.port}/v1/x", {}, b"[1]")
+            response = await http.request("POST", server.url + "v1/x", {}, b"[1]")
             assert (response.status, await response.read()) == (200, b"{}")
             assert response.headers["content-type"] == "application/json"
             response.release()
@@ -113,7 +121,7 @@ async def test_requests_share_one_kept_alive_connection() -> None:
 async def test_the_request_is_written_as_http_1_1() -> None:
     async with serving_with(keep_alive_server()) as server:
         http = client()
-        url = f"http://127.0.0.1:{server.port}/v1/a b?q=1"
+        url = server.url + "v1/a b?q=1"
         response = await http.request("POST", url, {"Authorization": "Bearer k", "Host": "evil"}, b"{}")
         response.release()
         assert server.requests[0] == (
@@ -128,12 +136,12 @@ async def test_a_line_break_in_a_header_is_refused_before_sending() -> None:
     async with serving_with(keep_alive_server()) as server:
         http = client()
         with pytest.raises(InvalidRequest, match="line break"):
-            await http.request("GET", f"http://127.0.0.1:{server.port}/", {"x-a": "1\r\nx-injected: 2"}, None)
+            await http.request("GET", server.url, {"x-a": "1\r\nx-injected: 2"}, None)
         with pytest.raises(InvalidRequest, match="Latin-1"):
-            await http.request("GET", f"http://127.0.0.1:{server.port}/", {"x-a": "✓"}, None)
+            await http.request("GET", server.url, {"x-a": "✓"}, None)
         assert server.requests == []
         # the refused requests gave their slots back
-        response = await http.request("GET", f"http://127.0.0.1:{server.port}/", {}, None)
+        response = await get(http, server)
         response.release()
         await http.close()
 
@@ -155,7 +163,7 @@ async def test_chunks_of_a_stream_arrive_one_by_one() -> None:
 
     async with serving(handler) as server:
         http = client()
-        response = await http.request("GET", f"http://127.0.0.1:{server.port}/", {}, None)
+        response = await get(http, server)
         assert await response.next_chunk() == b"data:1"  # before the rest was even written
         release.set()
         assert await response.next_chunk() == b"data:2"
@@ -178,10 +186,10 @@ async def test_a_body_delimited_by_the_connection_end_is_complete() -> None:
         answers_then_closes(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nall of it")
     ) as server:
         http = client()
-        response = await http.request("GET", f"http://127.0.0.1:{server.port}/", {}, None)
+        response = await get(http, server)
         assert await response.read() == b"all of it"
         response.release()
-        response = await http.request("GET", f"http://127.0.0.1:{server.port}/", {}, None)
+        response = await get(http, server)
         assert await response.read() == b"all of it"
         response.release()
         assert server.connections == 2  # the closed connection was not pooled
@@ -193,7 +201,7 @@ async def test_gzip_answers_are_decompressed() -> None:
     reply = b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: %d\r\n\r\n" % len(packed) + packed
     async with serving_with(keep_alive_server(reply)) as server:
         http = client()
-        response = await http.request("GET", f"http://127.0.0.1:{server.port}/", {}, None)
+        response = await get(http, server)
         assert await response.read() == b'{"big": "' + b"x" * 5000 + b'"}'
         response.release()
         await http.close()
@@ -204,7 +212,7 @@ async def test_a_connection_cut_mid_body_is_an_error() -> None:
         answers_then_closes(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly part")
     ) as server:
         http = client()
-        response = await http.request("GET", f"http://127.0.0.1:{server.port}/", {}, None)
+        response = await get(http, server)
         assert await response.next_chunk() == b"only part"
         with pytest.raises(ConnectionBroken, match="closed the connection"):
             await response.next_chunk()
@@ -222,7 +230,7 @@ async def test_an_answer_that_is_not_http_is_an_error() -> None:
     async with serving(handler) as server:
         http = client()
         with pytest.raises(ConnectionBroken, match="not valid HTTP"):
-            await http.request("GET", f"http://127.0.0.1:{server.port}/", {}, None)
+            await get(http, server)
         await http.close()
 
 
@@ -254,7 +262,7 @@ async def test_a_get_on_a_connection_the_server_dropped_is_sent_again() -> None:
     async with serving_with(drops_second_request) as server:
         http = client()
         for _ in range(2):
-            response = await http.request("GET", f"http://127.0.0.1:{server.port}/", {}, None)
+            response = await get(http, server)
             assert await response.read() == b"{}"
             response.release()
         assert server.connections == 2
@@ -264,11 +272,11 @@ async def test_a_get_on_a_connection_the_server_dropped_is_sent_again() -> None:
 async def test_a_post_on_a_connection_the_server_dropped_is_not_sent_twice() -> None:
     async with serving_with(drops_second_request) as server:
         http = client()
-        response = await http.request("POST", f"http://127.0.0.1:{server.port}/", {}, b"1")
+        response = await http.request("POST", server.url, {}, b"1")
         await response.read()
         response.release()
         with pytest.raises(ConnectionBroken):
-            await http.request("POST", f"http://127.0.0.1:{server.port}/", {}, b"2")
+            await http.request("POST", server.url, {}, b"2")
         assert [r[-1:] for r in server.requests] == [b"1", b"2"]  # the provider saw it once
         await http.close()
 
@@ -280,7 +288,7 @@ async def test_a_fresh_connection_that_breaks_is_not_retried() -> None:
     async with serving(handler) as server:
         http = client()
         with pytest.raises(ConnectionBroken):
-            await http.request("POST", f"http://127.0.0.1:{server.port}/", {}, b"x")
+            await http.request("POST", server.url, {}, b"x")
         assert server.connections == 1
         await http.close()
 
@@ -288,9 +296,9 @@ async def test_a_fresh_connection_that_breaks_is_not_retried() -> None:
 async def test_an_unread_body_closes_its_connection() -> None:
     async with serving_with(keep_alive_server()) as server:
         http = client()
-        response = await http.request("GET", f"http://127.0.0.1:{server.port}/", {}, None)
+        response = await get(http, server)
         response.close()
-        response = await http.request("GET", f"http://127.0.0.1:{server.port}/", {}, None)
+        response = await get(http, server)
         await response.read()
         response.release()
         assert server.connections == 2
@@ -301,7 +309,7 @@ async def test_interim_answers_are_skipped() -> None:
     reply = b"HTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\n" + OK
     async with serving_with(keep_alive_server(reply)) as server:
         http = client()
-        response = await http.request("GET", f"http://127.0.0.1:{server.port}/", {}, None)
+        response = await get(http, server)
         assert response.status == 200
         assert "link" not in response.headers
         assert await response.read() == b"{}"
@@ -312,7 +320,7 @@ async def test_interim_answers_are_skipped() -> None:
 async def test_a_head_answer_has_no_body() -> None:
     async with serving_with(keep_alive_server(OK[:-2])) as server:  # content-length 2, no body bytes
         http = client()
-        response = await http.request("HEAD", f"http://127.0.0.1:{server.port}/", {}, None)
+        response = await http.request("HEAD", server.url, {}, None)
         assert (response.status, await response.read()) == (200, b"")
         response.release()
         await http.close()
@@ -321,7 +329,7 @@ async def test_a_head_answer_has_no_body() -> None:
 async def test_requests_beyond_the_limit_wait_for_a_slot() -> None:
     async with serving_with(keep_alive_server()) as server:
         http = client(limit=2)
-        url = f"http://127.0.0.1:{server.port}/"
+        url = server.url
         held = [await http.request("GET", url, {}, None) for _ in range(2)]
         third = asyncio.ensure_future(http.request("GET", url, {}, None))
         await asyncio.sleep(0.05)
@@ -347,7 +355,7 @@ async def test_a_cancelled_request_frees_its_slot_and_connection() -> None:
 
     async with serving(handler) as server:
         http = client(limit=1)
-        url = f"http://127.0.0.1:{server.port}/"
+        url = server.url
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0.1):
                 await http.request("GET", url, {}, None)
@@ -428,7 +436,7 @@ async def test_a_stalled_stream_times_out_and_a_slow_one_does_not() -> None:
 
     async with serving(handler) as server:
         http = client()
-        url = f"http://127.0.0.1:{server.port}/"
+        url = server.url
         response = await http.request("GET", url, {}, None)
         body = b""
         while chunk := await response.next_chunk(stall_s=0.25):  # 0.8 s in all, 0.1 s apart
