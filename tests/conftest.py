@@ -14,6 +14,7 @@ import uvicorn
 
 from tests.emulators.openai import OpenAIEmulator
 from wayport.app import WayportApp
+from wayport.cli import server_options
 from wayport.gateway.retry import RetryRunner
 from wayport.settings import Settings
 
@@ -31,15 +32,9 @@ class GatewayServer:
     def __init__(self, settings: Settings, retry: RetryRunner | None = None) -> None:
         self.port = free_port()
         self.app = WayportApp(replace(settings, port=self.port), retry=retry)
+        options = {**server_options(settings), "log_level": "warning"}
         config = uvicorn.Config(
-            self.app,
-            host="127.0.0.1",
-            port=self.port,
-            loop="asyncio",
-            http="httptools",
-            log_level="warning",
-            access_log=False,
-            lifespan="on",
+            self.app, host="127.0.0.1", port=self.port, loop="asyncio", lifespan="on", **options
         )
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()), daemon=True)

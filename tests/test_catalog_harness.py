@@ -26,8 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.conftest import free_port
 from tests.test_store_logs import store_engine as empty_store_engine
 from wayport.catalog import CatalogState, configs_router, prompts_router
+from wayport.cli import server_options
 from wayport.providers import ProviderRegistry
 from wayport.security.ssrf import HostPolicy
+from wayport.settings import Settings
 from wayport.store import create_engine, upgrade
 
 T = TypeVar("T")
@@ -109,9 +111,8 @@ class CatalogServer:
         self.state = make_state(self.engine, **state_options)
         self.app = catalog_app(self.state)
         self.port = free_port()
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, loop="asyncio", log_level="warning", access_log=False
-        )
+        options = {**server_options(Settings()), "log_level": "warning"}
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, loop="asyncio", **options)
         self.server = uvicorn.Server(config)
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, daemon=True)

@@ -23,9 +23,11 @@ import uvicorn
 from sqlalchemy import text
 
 from tests.conftest import free_port
+from wayport.cli import server_options
 from wayport.control import ControlState, create_control_app
 from wayport.observability.record import LogRecord
 from wayport.observability.writer import LogWriter
+from wayport.settings import Settings
 from wayport.store import Feedback, FeedbackRepository, LogRepository, create_engine, upgrade
 
 T = TypeVar("T")
@@ -62,9 +64,8 @@ class ControlServer:
         self.state = ControlState(logs=self.logs, feedback=self.feedback, **state_options)
         self.app = create_control_app(self.state)
         self.port = free_port()
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, loop="asyncio", log_level="warning", access_log=False
-        )
+        options = {**server_options(Settings()), "log_level": "warning"}
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, loop="asyncio", **options)
         self.server = uvicorn.Server(config)
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, daemon=True)

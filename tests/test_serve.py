@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -108,6 +109,43 @@ def test_no_auth_is_for_loopback_only_and_says_so(openai_emulator: OpenAIEmulato
     finally:
         out, err = stop(proc)
     assert "auth is OFF" in err and "wp-" not in out
+
+
+def health_on(sock: socket.socket) -> bytes:
+    """GET /health on an open connection; the answer's status line (b"" when the gateway closed it)."""
+    sock.sendall(b"GET /health HTTP/1.1\r\nhost: wayport\r\n\r\n")
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return b""
+        answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    length = int(re.search(rb"content-length: (\d+)", head, re.I).group(1))  # type: ignore[union-attr]
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head.split(b"\r\n")[0]
+
+
+def test_idle_client_connections_outlive_the_sdks_keep_alive(tmp_path: Path) -> None:
+    # httpx (the openai and portkey-ai SDKs) reuses an idle connection for up to 5 s. A gateway
+    # closing idle connections at that same moment (uvicorn's default) races the client's next
+    # request, which then fails with a connection reset. The gateway must be the later to close.
+    assert Settings().keep_alive_s > httpx.Limits().keepalive_expiry + 30  # type: ignore[operator]
+    port = free_port()
+    env = {**os.environ, "WAYPORT_DATA_DIR": str(tmp_path), "WAYPORT_KEEP_ALIVE_S": "6"}
+    proc = start(port, env, "--no-auth")
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", proc)
+        early, late = (socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(2))
+        with early, late:
+            assert health_on(early) == health_on(late) == b"HTTP/1.1 200 OK"
+            time.sleep(5.5)  # idle past httpx's expiry and uvicorn's default: still open
+            assert health_on(early) == b"HTTP/1.1 200 OK"
+            time.sleep(1.0)  # idle past the setting's 6 s: closed by the gateway
+            assert late.recv(1) == b""
+    finally:
+        stop(proc)
 
 
 def test_serve_refuses_a_bad_setting(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import os
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 import uvicorn
@@ -103,12 +103,21 @@ def serve(
         port=settings.port,
         workers=settings.workers,
         loop="uvloop",
-        http="httptools",
-        log_level=settings.log_level,
-        # The access log would print query strings, which may carry keys; and it costs CPU per request.
-        access_log=False,
-        server_header=False,
+        **server_options(settings),
     )
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """How uvicorn serves Wayport, beside where and with how many workers (the tests' servers
+    take the same)."""
+    return {
+        "http": "httptools",
+        "log_level": settings.log_level,
+        # The access log would print query strings, which may carry keys; and it costs CPU per request.
+        "access_log": False,
+        "server_header": False,
+        "timeout_keep_alive": settings.keep_alive_s,
+    }
 
 
 def is_loopback(host: str) -> bool:

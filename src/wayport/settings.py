@@ -44,6 +44,11 @@ class Settings:
     stream_first_byte_timeout_s: float = 120.0
     stream_stall_timeout_s: float = 60.0
     upstream_pool_size: int = 1000
+    # how long a client's idle keep-alive connection stays open. Longer than the 5 s after which
+    # httpx (the openai and portkey-ai SDKs) drops an idle connection, and than the 60 s idle
+    # timeout of common load balancers: the client then always closes first, and never sends a
+    # request on a connection the gateway is closing at that moment (an ECONNRESET to the caller)
+    keep_alive_s: float = 75.0
     # gateway API keys are required on every route but /health and /metrics; false only with
     # a loopback host (`wayport serve --no-auth`)
     auth: bool = True
@@ -146,6 +151,7 @@ def _coerce(name: str, raw: Any) -> Any:
             "upstream_timeout_s",
             "stream_first_byte_timeout_s",
             "stream_stall_timeout_s",
+            "keep_alive_s",
         ):
             seconds = float(raw)
             if seconds <= 0:
