@@ -14,8 +14,8 @@ import uvicorn
 
 from tests.emulators.openai import OpenAIEmulator
 from wayport.app import WayportApp
-from wayport.cli import server_options
 from wayport.gateway.retry import RetryRunner
+from wayport.http_server import server_options
 from wayport.settings import Settings
 
 
@@ -29,10 +29,12 @@ def free_port() -> int:
 class GatewayServer:
     """Wayport served by uvicorn in a background thread, as `wayport serve` would serve it."""
 
-    def __init__(self, settings: Settings, retry: RetryRunner | None = None) -> None:
+    def __init__(self, settings: Settings, retry: RetryRunner | None = None, http: str | None = None) -> None:
+        """``http`` (e.g. ``"httptools"``) serves with one of uvicorn's own protocols instead of
+        Wayport's."""
         self.port = free_port()
         self.app = WayportApp(replace(settings, port=self.port), retry=retry)
-        options = {**server_options(settings), "log_level": "warning"}
+        options = {**server_options(settings), "log_level": "warning", **({"http": http} if http else {})}
         config = uvicorn.Config(
             self.app, host="127.0.0.1", port=self.port, loop="asyncio", lifespan="on", **options
         )

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.conftest import free_port
 from tests.test_store_logs import store_engine as empty_store_engine
 from wayport.catalog import CatalogState, configs_router, prompts_router
-from wayport.cli import server_options
+from wayport.http_server import server_options
 from wayport.providers import ProviderRegistry
 from wayport.security.ssrf import HostPolicy
 from wayport.settings import Settings

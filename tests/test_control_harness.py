@@ -23,8 +23,8 @@ import uvicorn
 from sqlalchemy import text
 
 from tests.conftest import free_port
-from wayport.cli import server_options
 from wayport.control import ControlState, create_control_app
+from wayport.http_server import server_options
 from wayport.observability.record import LogRecord
 from wayport.observability.writer import LogWriter
 from wayport.settings import Settings

@@ -9,7 +9,7 @@ import os
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 import uvicorn
@@ -24,6 +24,7 @@ from wayport.cli_vkeys import vkeys_app
 from wayport.control.export import ExportFormat, write_export
 from wayport.control.local_store import StoreUnavailable, describe_store, is_head, open_store, upgrade_store
 from wayport.control.tail import LogTail, log_rows, parse_moment
+from wayport.http_server import server_options
 from wayport.providers import ProviderRegistry
 from wayport.security.bootstrap import bootstrap_admin_key
 from wayport.security.ssrf import HostPolicy
@@ -105,19 +106,6 @@ def serve(
         loop="uvloop",
         **server_options(settings),
     )
-
-
-def server_options(settings: Settings) -> dict[str, Any]:
-    """How uvicorn serves Wayport, beside where and with how many workers (the tests' servers
-    take the same)."""
-    return {
-        "http": "httptools",
-        "log_level": settings.log_level,
-        # The access log would print query strings, which may carry keys; and it costs CPU per request.
-        "access_log": False,
-        "server_header": False,
-        "timeout_keep_alive": settings.keep_alive_s,
-    }
 
 
 def is_loopback(host: str) -> bool:

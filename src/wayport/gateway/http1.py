@@ -85,6 +85,7 @@ class Response:
         "_head_only",
         "_stall_at",
         "_stall_timer",
+        "_loop",
     )
 
     def __init__(self, conn: _Connection, client: HTTPClient, head_only: bool) -> None:
@@ -94,7 +95,9 @@ class Response:
         self.headers: dict[str, str] = {}
         self._conn = conn
         self._client = client
-        self._head: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # Python 3.11 checks the process id (a system call) on every asyncio.get_running_loop()
+        self._loop = conn.loop
+        self._head: asyncio.Future[None] = conn.loop.create_future()
         self._chunks: list[bytes] = []
         self._buffered = 0
         self._waiter: asyncio.Future[None] | None = None
@@ -120,7 +123,7 @@ class Response:
                 return b""
             if self._error is not None:
                 raise self._error
-            loop = asyncio.get_running_loop()
+            loop = self._loop
             waiter = self._waiter = loop.create_future()
             if stall_s is not None:
                 self._stall_at = loop.time() + stall_s
@@ -231,7 +234,7 @@ class Response:
         at, waiter = self._stall_at, self._waiter
         if at is None or waiter is None or waiter.done():
             return  # not waiting now: the next wait arms a timer again
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         if loop.time() >= at:
             waiter.set_exception(TimeoutError())
         else:
@@ -246,8 +249,9 @@ class Response:
 class _Connection(asyncio.Protocol):
     """One keep-alive connection; the httptools parser calls back into the current ``Response``."""
 
-    def __init__(self, origin: Origin) -> None:
+    def __init__(self, origin: Origin, loop: asyncio.AbstractEventLoop) -> None:
         self.origin = origin
+        self.loop = loop
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.response: Response | None = None
@@ -392,7 +396,7 @@ class HTTPClient:
 
     # -- used by Response
     def put_idle(self, conn: _Connection) -> None:
-        now = asyncio.get_running_loop().time()
+        now = conn.loop.time()
         conn.idle_since = now
         conn.reused = True
         self._idle.setdefault(conn.origin, []).append(conn)
@@ -442,7 +446,7 @@ class HTTPClient:
                 for address in addresses:
                     try:
                         _, conn = await loop.create_connection(
-                            lambda: _Connection(origin),
+                            lambda: _Connection(origin, loop),
                             address,
                             origin.port,
                             ssl=tls,
