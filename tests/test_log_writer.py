@@ -64,7 +64,7 @@ async def eventually(condition: Callable[[], bool], timeout_s: float = 5.0) -> N
         await asyncio.sleep(0.01)
 
 
-async def test_a_burst_larger_than_the_queue_counts_exactly_what_it_drops() -> None:
+async def test_without_a_spool_a_burst_larger_than_the_queue_counts_exactly_what_it_drops() -> None:
     sink = RecordingSink()
     writer = LogWriter(sink, queue_size=100, batch_size=10)
     await writer.start()
@@ -75,6 +75,43 @@ async def test_a_burst_larger_than_the_queue_counts_exactly_what_it_drops() -> N
     await writer.close()
     assert writer.written == 100
     assert sink.ids == [record.id for record in burst[:100]]
+
+
+async def test_a_burst_larger_than_the_queue_overflows_to_the_spool(tmp_path: Path) -> None:
+    sink = RecordingSink()
+    spool = tmp_path / "spool" / "logs.jsonl"
+    writer = LogWriter(
+        sink, queue_size=100, batch_size=10, flush_interval_s=0.01, spool_path=spool, retry_interval_s=0.05
+    )
+    await writer.start()
+    burst = records(250)
+    accepted = [writer.submit(record) for record in burst]  # no await: the drainer cannot run
+    # 100 in the queue and as many again in the overflow; only then are records dropped
+    assert accepted == [True] * 200 + [False] * 50
+    assert (writer.submitted, writer.dropped, writer.queued) == (200, 50, 200)
+    await eventually(lambda: writer.written == 200)
+    assert sorted(sink.ids) == sorted(record.id for record in burst[:200])
+    assert (writer.spooled, writer.replayed, writer.lost) == (100, 100, 0)
+    await writer.close()
+
+
+async def test_the_overflow_reaches_the_spool_while_the_store_hangs(tmp_path: Path) -> None:
+    release = asyncio.Event()
+
+    async def hung(batch: list[LogRecord]) -> None:
+        await release.wait()
+
+    spool = tmp_path / "logs.jsonl"
+    writer = LogWriter(hung, queue_size=10, batch_size=10, flush_interval_s=0.01, spool_path=spool)
+    await writer.start()
+    secret = "sk-proj-" + "a1B2" * 10
+    assert all(writer.submit(record) for record in records(20, error=f"key {secret}"))
+    await eventually(lambda: writer.spooled == 10)  # the writer still waits on the store
+    lines = spool.read_bytes().splitlines()
+    assert len(lines) == 10 and all(secret.encode() not in line for line in lines)
+    release.set()
+    await writer.close()
+    assert (writer.written, writer.spooled, writer.dropped) == (10, 10, 0)
 
 
 async def test_a_big_enough_queue_drops_nothing() -> None:

@@ -68,12 +68,16 @@ class Metrics:
         self.fallbacks = Counter("wayport_fallbacks", "Requests answered by a fallback target", registry=r)
         self.log_queue = Gauge("wayport_log_queue_depth", "Log records waiting to be written", registry=r)
         self.logs_dropped = Gauge(
-            "wayport_logs_dropped", "Log records dropped because the queue was full", registry=r
+            "wayport_logs_dropped",
+            "Log records dropped: queue and overflow full",
+            registry=r,
         )
         self.logs_written = Gauge("wayport_logs_written", "Log records written to the store", registry=r)
         self._series: dict[tuple[str, str, str, int], tuple[Any, ...]] = {}
         self.logs_spooled = Gauge(
-            "wayport_logs_spooled", "Log records spooled to disk after a store failure", registry=r
+            "wayport_logs_spooled",
+            "Log records spooled: store failure or overflow",
+            registry=r,
         )
 
     def observe(self, record: LogRecord) -> None:

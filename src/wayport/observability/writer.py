@@ -1,8 +1,10 @@
 """The background log writer: a bounded queue drained in batches, off the request path.
 
 ``submit`` is the only call a request makes: an append to an in-memory queue that never blocks,
-never raises and never awaits. A full queue drops the record and counts it. One background task
-takes batches off the queue and hands them to the sink (the store). When the sink fails, the batch
+never raises and never awaits. When the queue is full (the store is slower than the traffic),
+records overflow to the spool file instead, written by a task of their own; only a full overflow
+as well (or no spool) drops a record, counted and logged. One background task takes batches off
+the queue and hands them to the sink (the store). When the sink fails, the batch
 goes to a JSONL spool file and is retried later, and at the next start-up; ``close`` flushes what
 is queued (lifespan shutdown, SIGTERM).
 
@@ -46,8 +48,9 @@ class LogWriter:
     """Batches log records into ``sink`` (e.g. ``LogRepository.insert_many``) in the background.
 
     Counters, for the metrics module: ``submitted`` (accepted by ``submit``), ``dropped`` (refused
-    because the queue was full or the writer closed), ``written`` (accepted by the sink, replays
-    included), ``spooled`` (written to the spool file after a sink failure), ``replayed`` (read back
+    because the queue and its overflow were full, or the writer closed), ``written`` (accepted by
+    the sink, replays included), ``spooled`` (written to the spool file after a sink failure or
+    from the overflow), ``replayed`` (read back
     from the spool and written), ``failures`` (failed sink calls), ``lost`` (records that could not be
     written nor spooled: no spool, spool full, or rejected by the store one by one). ``queued`` is
     the number of records in memory.
@@ -88,10 +91,15 @@ class LogWriter:
         self._closed = False
         self._spool_pending = False
         self._next_replay = 0.0
+        # records the full queue could not take, on their way to the spool
+        self._overflow: list[LogRecord] = []
+        self._overflow_task: asyncio.Task[None] | None = None
+        # the spool file is appended to by two tasks and moved aside by the replay
+        self._spool_lock = asyncio.Lock()
 
     @property
     def queued(self) -> int:
-        return len(self._queue) + len(self._current)
+        return len(self._queue) + len(self._current) + len(self._overflow)
 
     @property
     def spool_pending(self) -> bool:
@@ -107,20 +115,32 @@ class LogWriter:
         self._task = asyncio.create_task(self._run(), name="wayport-log-writer")
 
     def submit(self, record: LogRecord) -> bool:
-        """Queue ``record`` for writing; ``False`` (and counted in ``dropped``) when the queue is
-        full or the writer is closing. Never blocks, never raises."""
+        """Queue ``record`` for writing, or for the spool when the queue is full; ``False`` (and
+        counted in ``dropped``) when the overflow is full too, there is no spool, or the writer is
+        closing. Never blocks, never raises."""
         try:
-            if self._closing or len(self._queue) >= self._queue_size:
-                self.dropped += 1
-                return False
-            self._queue.append(record)
+            if self._closing:
+                return self._drop()
+            if len(self._queue) < self._queue_size:
+                self._queue.append(record)
+                if len(self._queue) >= self._batch_size:
+                    self._wake.set()
+            elif self._spool_path is not None and len(self._overflow) < self._queue_size:
+                self._overflow.append(record)
+                if self._overflow_task is None:
+                    self._overflow_task = asyncio.create_task(self._spool_overflow())
+            else:
+                return self._drop()
             self.submitted += 1
-            if len(self._queue) >= self._batch_size:
-                self._wake.set()
             return True
         except Exception:  # pragma: no cover - a logging failure must never fail a request
-            self.dropped += 1
-            return False
+            return self._drop()
+
+    def _drop(self) -> bool:
+        if not self.dropped:
+            logger.error("log queue and spool overflow full: request logs are being dropped (counted)")
+        self.dropped += 1
+        return False
 
     async def close(self, timeout_s: float | None = 10.0) -> None:
         """Stop accepting records and write out the queue. After ``timeout_s`` (a store that
@@ -145,6 +165,8 @@ class LogWriter:
             if leftover:
                 await self._spool(leftover)
         finally:
+            if self._overflow_task is not None:
+                await self._overflow_task
             self._closed = True
 
     async def _run(self) -> None:
@@ -184,14 +206,18 @@ class LogWriter:
                 await self._spool(self._current)
             self._current = []
 
+    async def _scrub(self, batch: list[LogRecord]) -> None:
+        """Scrub ``batch`` in slices of event-loop time (secrets never reach the store or disk)."""
+        slice_end = time.perf_counter() + self._slice_s()
+        for record in batch:
+            scrub_record(record)
+            if time.perf_counter() >= slice_end:
+                await asyncio.sleep(0)
+                slice_end = time.perf_counter() + self._slice_s()
+
     async def _write(self, batch: list[LogRecord]) -> bool:
         try:
-            slice_end = time.perf_counter() + self._slice_s()
-            for record in batch:
-                scrub_record(record)
-                if time.perf_counter() >= slice_end:
-                    await asyncio.sleep(0)
-                    slice_end = time.perf_counter() + self._slice_s()
+            await self._scrub(batch)
             await self._sink(batch)
             return True
         except asyncio.CancelledError:
@@ -222,15 +248,23 @@ class LogWriter:
         paths = (self._spool_path, self._replay_path)
         return any(path.exists() and path.stat().st_size > 0 for path in paths)
 
+    async def _spool_overflow(self) -> None:
+        try:
+            while self._overflow:
+                batch, self._overflow = self._overflow, []
+                await self._spool(batch)
+        finally:
+            self._overflow_task = None
+
     async def _spool(self, batch: list[LogRecord]) -> None:
         if self._spool_path is None:
             self.lost += len(batch)
             return
-        for record in batch:
-            scrub_record(record)  # secrets never reach the disk either
+        await self._scrub(batch)
         lines = b"".join(_spool_line(record) for record in batch)
         try:
-            written = await asyncio.to_thread(_append, self._spool_path, lines, self._spool_max_bytes)
+            async with self._spool_lock:
+                written = await asyncio.to_thread(_append, self._spool_path, lines, self._spool_max_bytes)
         except OSError as exc:
             logger.error("log spool %s not writable: %s", self._spool_path, exc)
             written = False
@@ -250,10 +284,11 @@ class LogWriter:
         replay = self._replay_path
         # an earlier run may have died mid-replay: finish that file before claiming a new one
         if not await asyncio.to_thread(replay.exists):
-            if not await asyncio.to_thread(self._spool_path.exists):
-                self._spool_pending = False
-                return
-            await asyncio.to_thread(os.replace, self._spool_path, replay)
+            async with self._spool_lock:  # no append may land in the file once it is moved
+                if not await asyncio.to_thread(self._spool_path.exists):
+                    self._spool_pending = False
+                    return
+                await asyncio.to_thread(os.replace, self._spool_path, replay)
         reader = await asyncio.to_thread(open, replay, "rb")
         try:
             while True:
@@ -264,7 +299,8 @@ class LogWriter:
                 if self._closing or (batch and not await self._write_replayed(batch)):
                     # the store is still down, or we are shutting down: keep the rest for later
                     rest = b"".join(lines) + await asyncio.to_thread(reader.read)
-                    await asyncio.to_thread(_append, self._spool_path, rest, None)
+                    async with self._spool_lock:
+                        await asyncio.to_thread(_append, self._spool_path, rest, None)
                     break
                 # live traffic keeps flowing while a long spool replays
                 if len(self._queue) >= self._batch_size:
