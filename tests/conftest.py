@@ -29,12 +29,10 @@ def free_port() -> int:
 class GatewayServer:
     """Wayport served by uvicorn in a background thread, as `wayport serve` would serve it."""
 
-    def __init__(self, settings: Settings, retry: RetryRunner | None = None, http: str | None = None) -> None:
-        """``http`` (e.g. ``"httptools"``) serves with one of uvicorn's own protocols instead of
-        Wayport's."""
+    def __init__(self, settings: Settings, retry: RetryRunner | None = None) -> None:
         self.port = free_port()
         self.app = WayportApp(replace(settings, port=self.port), retry=retry)
-        options = {**server_options(settings), "log_level": "warning", **({"http": http} if http else {})}
+        options = {**server_options(settings), "log_level": "warning"}
         config = uvicorn.Config(
             self.app, host="127.0.0.1", port=self.port, loop="asyncio", lifespan="on", **options
         )

@@ -42,7 +42,6 @@ from wayport.gateway.retry import RetryRunner
 from wayport.gateway.router import RouteInput, Router
 from wayport.gateway.streaming import StreamFailed, UsageTap, first_content, prepend, relay_stream
 from wayport.gateway.upstream import UpstreamClient
-from wayport.http_server import CLIENT_GONE
 from wayport.observability.recorder import RequestRecorder
 from wayport.providers import ProviderRegistry
 from wayport.providers.base import Endpoint, FanOut, ProviderAdapter, Secret, Target, UpstreamRequest
@@ -182,7 +181,7 @@ class Gateway:
             reply = _unexpected(ctx)
         if messages and not reply.native:
             reply = reply_to_messages(reply, model)
-        await self._respond(scope, ctx, reply, send, receive)
+        await self._respond(ctx, reply, send, receive)
 
     async def prompt_completions(self, scope: Scope, receive: Receive, send: Send, ref: str) -> None:
         """POST /v1/prompts/{ref}/completions: render a saved prompt, then run it like any request,
@@ -198,7 +197,7 @@ class Gateway:
             reply = Reply.from_error(exc)
         except Exception:
             reply = _unexpected(ctx)
-        await self._respond(scope, ctx, reply, send, receive)
+        await self._respond(ctx, reply, send, receive)
 
     async def prompt_playground(self, scope: Scope, receive: Receive, send: Send, ref: str) -> None:
         """POST /v1/prompts/{ref}/playground: render one template and run it against several models
@@ -354,7 +353,7 @@ class Gateway:
             reply = Reply.from_error(exc)
         except Exception:
             reply = _unexpected(ctx)
-        await self._respond(scope, ctx, reply, send, receive)
+        await self._respond(ctx, reply, send, receive)
 
     # -- pieces ----------------------------------------------------------------------------
 
@@ -688,9 +687,7 @@ class Gateway:
         bodies = [reply.body for reply in replies]
         return Reply(replies[0].status, [JSON], _translated(adapter, lambda: req.combine(bodies)))
 
-    async def _respond(
-        self, scope: Scope, ctx: RequestContext, reply: Reply, send: Send, receive: Receive
-    ) -> None:
+    async def _respond(self, ctx: RequestContext, reply: Reply, send: Send, receive: Receive) -> None:
         ctx.status = reply.status
         if ctx.virtual_key is not None and reply.stream is None and reply.status >= 400:
             # the caller never had the virtual key's secrets: a provider that echoes its key in an
@@ -715,12 +712,7 @@ class Gateway:
                 self.enforcer.settle(ctx)
             return
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-        # Wayport's own server says when the client left; under any other, a task waits for it.
-        gone: Callable[[], bool] | None = scope.get(CLIENT_GONE)
-        watcher = None
-        if gone is None:
-            watcher = asyncio.ensure_future(_wait_disconnect(receive))
-            gone = watcher.done
+        watcher = asyncio.ensure_future(_wait_disconnect(receive))
         stream = reply.stream
         # What the log keeps of the answer: chunks up to the body limit (nothing when bodies are off).
         kept: list[bytes] | None = [] if recorder is not None and recorder.keeps_bodies(ctx) else None
@@ -728,7 +720,7 @@ class Gateway:
         completed = False
         try:
             async for chunk in stream:
-                if gone():
+                if watcher.done():
                     break
                 if ctx.first_byte_ns is None:
                     ctx.first_byte_ns = time.monotonic_ns()
@@ -736,11 +728,10 @@ class Gateway:
                 if kept is not None and kept_bytes <= recorder.bodies.limit:  # type: ignore[union-attr]
                     kept.append(chunk)
                     kept_bytes += len(chunk)
-            completed = not gone()
+            completed = not watcher.done()
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
-            if watcher is not None:
-                watcher.cancel()
+            watcher.cancel()
             await reply.discard()
             ctx.finished_ns = time.monotonic_ns()
             if recorder is not None:
