@@ -44,18 +44,22 @@ class Client:
         self.bodies.append(message["body"])
 
 
+def direct(response: Response, stall_s: float | None = 5.0, strip: bool = False) -> DirectRelay:
+    tap = UsageTap(strip=strip)
+    return DirectRelay(
+        response, tap, stall_s, relay_stream(response, None, sse=True, stall_s=stall_s, tap=tap)
+    )
+
+
 async def relay(
     response: Response, peer: Client, stall_s: float | None = 5.0, strip: bool = False
 ) -> tuple[bytes, UsageTap]:
     """What the gateway's _respond does: push, then send what push hands back."""
-    tap = UsageTap(strip=strip)
-    relay = DirectRelay(
-        response, tap, stall_s, relay_stream(response, None, sse=True, stall_s=stall_s, tap=tap)
-    )
+    relay = direct(response, stall_s, strip)
     rest: AsyncIterator[bytes] = await relay.push(peer.send, lambda: False, lambda chunk: None)
     async for piece in rest:
         await peer.send({"type": "http.response.body", "body": piece, "more_body": True})
-    return b"".join(peer.bodies), tap
+    return b"".join(peer.bodies), relay.tap
 
 
 async def stream_from(script: list[bytes | asyncio.Event | float]) -> Any:
@@ -164,10 +168,8 @@ async def test_a_failing_send_reaches_the_task_and_closes_the_connection() -> No
         async def broken(message: dict[str, Any]) -> None:
             raise RuntimeError("client transport gone")
 
-        tap = UsageTap(strip=False)
-        relay = DirectRelay(response, tap, 5.0, relay_stream(response, None, sse=True, tap=tap))
         with pytest.raises(RuntimeError, match="client transport gone"):
-            await relay.push(broken, lambda: False, lambda chunk: None)
+            await direct(response).push(broken, lambda: False, lambda chunk: None)
         assert response._conn.closed
         later.set()
         await http.close()
@@ -180,9 +182,7 @@ async def test_a_client_that_left_stops_the_relay() -> None:
         response = await open_stream(http, server.url)
         peer = Client()
         gone = False
-        tap = UsageTap(strip=False)
-        relay = DirectRelay(response, tap, 5.0, relay_stream(response, None, sse=True, tap=tap))
-        pushing = asyncio.create_task(relay.push(peer.send, lambda: gone, lambda chunk: None))
+        pushing = asyncio.create_task(direct(response).push(peer.send, lambda: gone, lambda chunk: None))
         await asyncio.sleep(0.1)
         gone = True
         later.set()

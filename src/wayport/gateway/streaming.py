@@ -215,15 +215,20 @@ class DirectRelay:
                 self._error = exc
                 stop()
 
+        timer: asyncio.TimerHandle | None = None
+
+        def check_stall(stall_s: float) -> None:  # one timer per stream, moved on only when it fires
+            nonlocal timer
+            due = self._last + stall_s
+            timer = None if loop.time() >= due else loop.call_at(due, check_stall, stall_s)
+            if timer is None:
+                stop()  # stalled: what push returns reports it
+
         try:
+            if self.stall_s is not None:
+                timer = loop.call_at(self._last + self.stall_s, check_stall, self.stall_s)
             response.push_to(on_data, stop)
-            left = self.stall_s
-            while not done.done():
-                if self.stall_s is not None:
-                    left = self._last + self.stall_s - loop.time()
-                    if left <= 0:
-                        break
-                await asyncio.wait((done,), timeout=left)
+            await done
             response.push_to(None)
             if self._error is not None:
                 raise self._error
@@ -235,6 +240,9 @@ class DirectRelay:
                 self._parked.close()
             response.close()
             raise
+        finally:
+            if timer is not None:
+                timer.cancel()
         first_wait = None if self.stall_s is None else max(0.0, self._last + self.stall_s - loop.time())
         rest = relay_stream(
             response, None, sse=True, stall_s=self.stall_s, tap=tap, tail=self._tail, first_wait_s=first_wait
