@@ -40,14 +40,7 @@ from wayport.gateway.reply import (
 )
 from wayport.gateway.retry import RetryRunner
 from wayport.gateway.router import RouteInput, Router
-from wayport.gateway.streaming import (
-    DirectRelay,
-    StreamFailed,
-    UsageTap,
-    first_content,
-    prepend,
-    relay_stream,
-)
+from wayport.gateway.streaming import StreamFailed, UsageTap, first_content, prepend, relay_stream
 from wayport.gateway.upstream import UpstreamClient
 from wayport.observability.recorder import RequestRecorder
 from wayport.providers import ProviderRegistry
@@ -672,8 +665,7 @@ class Gateway:
         ctx.usage_source = translator or tap
         stall_s = self.timeouts.stream_stall_timeout_s
         stream = relay_stream(response, translator, sse=True, stall_s=stall_s, tap=tap)
-        relay = DirectRelay(response, tap, stall_s, stream) if tap is not None else None
-        return Reply(response.status, headers, stream=stream, relay=relay)
+        return Reply(response.status, headers, stream=stream)
 
     async def _fan_out(
         self,
@@ -721,29 +713,21 @@ class Gateway:
             return
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         watcher = asyncio.ensure_future(_wait_disconnect(receive))
+        stream = reply.stream
         # What the log keeps of the answer: chunks up to the body limit (nothing when bodies are off).
         kept: list[bytes] | None = [] if recorder is not None and recorder.keeps_bodies(ctx) else None
-        limit = recorder.bodies.limit if recorder is not None else 0
         kept_bytes = 0
-
-        def keep(chunk: bytes) -> None:
-            nonlocal kept_bytes
-            if ctx.first_byte_ns is None:
-                ctx.first_byte_ns = time.monotonic_ns()
-            if kept is not None and kept_bytes <= limit:
-                kept.append(chunk)
-                kept_bytes += len(chunk)
-
         completed = False
         try:
-            stream = reply.stream
-            if reply.relay is not None and reply.relay.stream is stream:
-                stream = reply.stream = await reply.relay.push(send, watcher.done, keep)
             async for chunk in stream:
                 if watcher.done():
                     break
-                keep(chunk)
+                if ctx.first_byte_ns is None:
+                    ctx.first_byte_ns = time.monotonic_ns()
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                if kept is not None and kept_bytes <= recorder.bodies.limit:  # type: ignore[union-attr]
+                    kept.append(chunk)
+                    kept_bytes += len(chunk)
             completed = not watcher.done()
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:

@@ -86,8 +86,6 @@ class Response:
         "_stall_at",
         "_stall_timer",
         "_loop",
-        "_on_data",
-        "_on_end",
     )
 
     def __init__(self, conn: _Connection, client: HTTPClient, head_only: bool) -> None:
@@ -113,8 +111,6 @@ class Response:
         self._head_only = head_only
         self._stall_at: float | None = None
         self._stall_timer: asyncio.TimerHandle | None = None
-        self._on_data: Callable[[bytes], None] | None = None
-        self._on_end: Callable[[], None] | None = None
 
     async def next_chunk(self, stall_s: float | None = None) -> bytes:
         """The body bytes that arrived since the last call, waiting for some; ``b""`` at the end.
@@ -146,26 +142,6 @@ class Response:
         self._buffered = 0
         return chunk
 
-    def push_to(
-        self, on_data: Callable[[bytes], None] | None, on_end: Callable[[], None] | None = None
-    ) -> None:
-        """Hand the body to ``on_data`` as it arrives (what is buffered first), and call ``on_end``
-        once the answer has ended or failed (at once if it has). Both run inside the connection's
-        callback, so they must not raise. ``push_to(None)`` goes back to buffering for
-        ``next_chunk``."""
-        self._on_data, self._on_end = on_data, on_end
-        if on_data is None:
-            return
-        if self._chunks:
-            data = b"".join(self._chunks)
-            self._chunks.clear()
-            if self._buffered > HIGH_WATER:
-                self._conn.resume()
-            self._buffered = 0
-            on_data(data)
-        if (self._complete or self._error is not None) and self._on_end is not None:
-            self._on_end()
-
     async def read(self) -> bytes:
         """The whole (remaining) body."""
         parts = []
@@ -185,7 +161,6 @@ class Response:
         if self._done:
             return
         self._done = True
-        self._on_data = self._on_end = None
         if self._stall_timer is not None:
             self._stall_timer.cancel()
         conn = self._conn
@@ -224,12 +199,6 @@ class Response:
                 return
             if not data:
                 return
-        self._deliver(data)
-
-    def _deliver(self, data: bytes) -> None:
-        if self._on_data is not None:
-            self._on_data(data)
-            return
         self._chunks.append(data)
         self._buffered += len(data)
         if self._buffered > HIGH_WATER:
@@ -240,11 +209,9 @@ class Response:
         if self._decoder is not None:
             rest = self._decoder.flush()
             if rest:
-                self._deliver(rest)
+                self._chunks.append(rest)
         self._complete = True
         self._wake()
-        if self._on_end is not None:
-            self._on_end()
 
     def _fail(self, error: UpstreamError) -> None:
         if self._complete or self._error is not None:
@@ -254,8 +221,6 @@ class Response:
             self._head.set_exception(error)
             self._head.exception()  # retrieved here: a caller cancelled meanwhile must not warn
         self._wake()
-        if self._on_end is not None:
-            self._on_end()
 
     def _lost(self, exc: Exception | None) -> None:
         if self._head.done() and self._until_close and exc is None:

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from wayport.errors import GatewayError
-
-if TYPE_CHECKING:
-    from wayport.gateway.streaming import DirectRelay
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -47,8 +44,6 @@ class Reply:
     gateway_exception: bool = False
     # already in the client's own format (an ingress request that went to its native provider)
     native: bool = False
-    # a stream that may be relayed from the connection's callback (while ``stream`` is its own)
-    relay: DirectRelay | None = None
 
     @classmethod
     def from_error(cls, exc: GatewayError) -> Reply:

@@ -8,16 +8,13 @@ target that fails that early can still be retried or fallen over from (``first_c
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Generator, Mapping
-from types import CoroutineType
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
 import orjson
 
 from wayport.gateway.http1 import Response, UpstreamError
-from wayport.gateway.reply import Send
 from wayport.providers.base import StreamTranslator
 
 log = logging.getLogger("wayport")
@@ -101,21 +98,16 @@ async def relay_stream(
     sse: bool,
     stall_s: float | None = None,
     tap: UsageTap | None = None,
-    tail: bytes = b"",
-    first_wait_s: float | None = None,
-) -> AsyncGenerator[bytes, None]:
+) -> AsyncIterator[bytes]:
     """Yield the body of ``response`` chunk by chunk (translated when a translator is given).
 
     ``stall_s`` bounds each wait for the provider's next chunk, never the time the consumer
     takes to write a chunk to a slow client. ``tap`` sees (and may trim) every translated chunk.
-    ``tail`` and ``first_wait_s`` continue a stream a ``DirectRelay`` began: the end of what it
-    sent, and what is left of the stall time.
     """
+    tail = b""
     clean = False
-    wait = stall_s if first_wait_s is None else first_wait_s
     try:
-        while chunk := await response.next_chunk(wait):
-            wait = stall_s
+        while chunk := await response.next_chunk(stall_s):
             if translator is not None:
                 chunk = translator.feed(chunk)
             if tap is not None:
@@ -149,155 +141,6 @@ async def relay_stream(
             response.release()
         else:
             response.close()
-
-
-class DirectRelay:
-    """Relays a provider's SSE stream to the client from inside the connection's callback.
-
-    In ``relay_stream`` every chunk wakes a task, which resumes a chain of coroutines to write it;
-    here the chunk is tapped and handed to the ASGI ``send`` where it arrives, and the task only
-    waits for the end. ``send`` is run by hand and finishes at once unless the client reads
-    slowly: then the task finishes that write and the rest of the stream goes through
-    ``relay_stream`` (``push`` returns it), which also ends every stream, cleanly or not.
-    """
-
-    __slots__ = ("response", "stall_s", "stream", "tap", "_error", "_last", "_parked", "_tail")
-
-    def __init__(
-        self, response: Response, tap: UsageTap, stall_s: float | None, stream: AsyncIterator[bytes]
-    ):
-        self.response = response
-        self.tap = tap
-        self.stall_s = stall_s
-        # the reply's own stream: the relay applies only while nobody wrapped or started it
-        self.stream = stream
-        self._tail = b""
-        self._parked: Awaitable[None] | None = None  # a write the client was too slow for
-        self._error: BaseException | None = None
-        self._last = 0.0
-
-    async def push(
-        self, send: Send, gone: Callable[[], bool], keep: Callable[[bytes], None]
-    ) -> AsyncIterator[bytes]:
-        """Send the stream as it arrives, until it ends, stalls, the client leaves or reads slowly;
-        returns what is left of it (at least its ending) for the caller to send."""
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-        response, tap = self.response, self.tap
-        self._last = loop.time()
-
-        def stop() -> None:
-            response.push_to(None)
-            if not done.done():
-                done.set_result(None)
-
-        def on_data(data: bytes) -> None:
-            try:
-                if gone():
-                    stop()
-                    return
-                self._last = loop.time()
-                out = tap.feed(data)
-                if not out:
-                    return
-                self._tail = (self._tail + out)[-TAIL:]
-                keep(out)
-                sending = send({"type": "http.response.body", "body": out, "more_body": True})
-                if isinstance(sending, CoroutineType):
-                    try:
-                        waiting = sending.send(None)
-                    except StopIteration:
-                        return
-                    sending = _Resumed(sending, waiting)
-                self._parked = sending  # the client reads slowly (or send is not a coroutine)
-                stop()
-            except BaseException as exc:  # never into the connection's callback
-                self._error = exc
-                stop()
-
-        timer: asyncio.TimerHandle | None = None
-
-        def check_stall(stall_s: float) -> None:  # one timer per stream, moved on only when it fires
-            nonlocal timer
-            due = self._last + stall_s
-            timer = None if loop.time() >= due else loop.call_at(due, check_stall, stall_s)
-            if timer is None:
-                stop()  # stalled: what push returns reports it
-
-        try:
-            if self.stall_s is not None:
-                timer = loop.call_at(self._last + self.stall_s, check_stall, self.stall_s)
-            response.push_to(on_data, stop)
-            await done
-            response.push_to(None)
-            if self._error is not None:
-                raise self._error
-            if self._parked is not None:
-                await self._parked
-        except BaseException:
-            response.push_to(None)
-            if isinstance(self._parked, _Resumed):
-                self._parked.close()
-            response.close()
-            raise
-        finally:
-            if timer is not None:
-                timer.cancel()
-        first_wait = None if self.stall_s is None else max(0.0, self._last + self.stall_s - loop.time())
-        rest = relay_stream(
-            response, None, sse=True, stall_s=self.stall_s, tap=tap, tail=self._tail, first_wait_s=first_wait
-        )
-        return _Rest(response, rest)
-
-
-class _Rest:
-    """What is left of a relayed stream. Closing it closes the provider's answer even when it was
-    never iterated (an unstarted generator's ``finally`` never runs)."""
-
-    __slots__ = ("_response", "_stream")
-
-    def __init__(self, response: Response, stream: AsyncGenerator[bytes, None]) -> None:
-        self._response = response
-        self._stream = stream
-
-    def __aiter__(self) -> _Rest:
-        return self
-
-    def __anext__(self) -> Awaitable[bytes]:
-        return self._stream.__anext__()
-
-    async def aclose(self) -> None:
-        await self._stream.aclose()
-        self._response.close()  # no-op when the stream released it
-
-
-class _Resumed:
-    """Awaits a coroutine that was started by hand and is suspended on ``waiting``."""
-
-    __slots__ = ("_coro", "_waiting")
-
-    def __init__(self, coro: Coroutine[Any, Any, None], waiting: Any) -> None:
-        self._coro = coro
-        self._waiting = waiting
-
-    def close(self) -> None:
-        self._coro.close()
-
-    def __await__(self) -> Generator[Any, Any, None]:
-        coro, value = self._coro, self._waiting
-        while True:
-            try:
-                sent = yield value
-            except BaseException as exc:  # cancelled while waiting: the coroutine decides
-                try:
-                    value = coro.throw(exc)
-                except StopIteration:
-                    return
-            else:
-                try:
-                    value = coro.send(sent)
-                except StopIteration:
-                    return
 
 
 async def first_content(stream: AsyncIterator[bytes]) -> bytes:
