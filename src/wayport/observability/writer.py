@@ -50,10 +50,9 @@ class LogWriter:
     Counters, for the metrics module: ``submitted`` (accepted by ``submit``), ``dropped`` (refused
     because the queue and its overflow were full, or the writer closed), ``written`` (accepted by
     the sink, replays included), ``spooled`` (written to the spool file after a sink failure or
-    from the overflow), ``replayed`` (read back
-    from the spool and written), ``failures`` (failed sink calls), ``lost`` (records that could not be
-    written nor spooled: no spool, spool full, or rejected by the store one by one). ``queued`` is
-    the number of records in memory.
+    from the overflow), ``replayed`` (read back from the spool and written), ``failures`` (failed
+    sink calls), ``lost`` (records that could not be written nor spooled: no spool, spool full, or
+    rejected by the store one by one). ``queued`` is the number of records in memory.
     """
 
     def __init__(
@@ -138,7 +137,7 @@ class LogWriter:
 
     def _drop(self) -> bool:
         if not self.dropped:
-            logger.error("log queue and spool overflow full: request logs are being dropped (counted)")
+            logger.error("a request log was dropped (queue and spool overflow full, or the writer closed)")
         self.dropped += 1
         return False
 
