@@ -85,7 +85,6 @@ class Response:
         "_head_only",
         "_stall_at",
         "_stall_timer",
-        "_loop",
     )
 
     def __init__(self, conn: _Connection, client: HTTPClient, head_only: bool) -> None:
@@ -95,8 +94,6 @@ class Response:
         self.headers: dict[str, str] = {}
         self._conn = conn
         self._client = client
-        # Python 3.11 checks the process id (a system call) on every asyncio.get_running_loop()
-        self._loop = conn.loop
         self._head: asyncio.Future[None] = conn.loop.create_future()
         self._chunks: list[bytes] = []
         self._buffered = 0
@@ -123,7 +120,7 @@ class Response:
                 return b""
             if self._error is not None:
                 raise self._error
-            loop = self._loop
+            loop = self._conn.loop
             waiter = self._waiter = loop.create_future()
             if stall_s is not None:
                 self._stall_at = loop.time() + stall_s
@@ -234,7 +231,7 @@ class Response:
         at, waiter = self._stall_at, self._waiter
         if at is None or waiter is None or waiter.done():
             return  # not waiting now: the next wait arms a timer again
-        loop = self._loop
+        loop = self._conn.loop
         if loop.time() >= at:
             waiter.set_exception(TimeoutError())
         else:
@@ -251,6 +248,8 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self, origin: Origin, loop: asyncio.AbstractEventLoop) -> None:
         self.origin = origin
+        # kept, not asked for: Python 3.11 makes a getpid() system call in every
+        # asyncio.get_running_loop(), and a stream asks once per chunk
         self.loop = loop
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)

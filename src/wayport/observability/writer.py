@@ -4,9 +4,9 @@
 never raises and never awaits. When the queue is full (the store is slower than the traffic),
 records overflow to the spool file instead, written by a task of their own; only a full overflow
 as well (or no spool) drops a record, counted and logged. One background task takes batches off
-the queue and hands them to the sink (the store). When the sink fails, the batch
-goes to a JSONL spool file and is retried later, and at the next start-up; ``close`` flushes what
-is queued (lifespan shutdown, SIGTERM).
+the queue and hands them to the sink (the store). When the sink fails, the batch goes to the
+JSONL spool file and is retried later, and at the next start-up; ``close`` flushes what is
+queued (lifespan shutdown, SIGTERM).
 
 What a crash (SIGKILL, power loss) can lose: the records still in memory — normally those submitted
 during the last flush interval (0.2 s) plus the batch being written; up to ``queue_size`` records
@@ -38,7 +38,7 @@ logger = logging.getLogger("wayport.logs")
 
 # Scrubbing is CPU work on the event loop: it hands the loop back to requests after this long,
 # or after the long slice while more than a batch waits (a saturated gateway must not starve its
-# writer: a full queue drops records).
+# writer, or its queue fills and overflows to the spool).
 _SCRUB_SLICE_S = 0.0005
 _BACKLOG_SLICE_S = 0.01
 _BACKLOG_BATCHES = 4
