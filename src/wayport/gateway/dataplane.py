@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, Protocol
@@ -40,8 +40,17 @@ from wayport.gateway.reply import (
 )
 from wayport.gateway.retry import RetryRunner
 from wayport.gateway.router import RouteInput, Router
-from wayport.gateway.streaming import StreamFailed, UsageTap, first_content, prepend, relay_stream
+from wayport.gateway.streaming import (
+    PushRelay,
+    StreamFailed,
+    StreamPipe,
+    UsageTap,
+    first_content,
+    prepend,
+    relay_stream,
+)
 from wayport.gateway.upstream import UpstreamClient
+from wayport.http_server import CLIENT_CHANNEL, ClientChannel
 from wayport.observability.recorder import RequestRecorder
 from wayport.providers import ProviderRegistry
 from wayport.providers.base import Endpoint, FanOut, ProviderAdapter, Secret, Target, UpstreamRequest
@@ -181,7 +190,7 @@ class Gateway:
             reply = _unexpected(ctx)
         if messages and not reply.native:
             reply = reply_to_messages(reply, model)
-        await self._respond(ctx, reply, send, receive)
+        await self._respond(scope, ctx, reply, send, receive)
 
     async def prompt_completions(self, scope: Scope, receive: Receive, send: Send, ref: str) -> None:
         """POST /v1/prompts/{ref}/completions: render a saved prompt, then run it like any request,
@@ -197,7 +206,7 @@ class Gateway:
             reply = Reply.from_error(exc)
         except Exception:
             reply = _unexpected(ctx)
-        await self._respond(ctx, reply, send, receive)
+        await self._respond(scope, ctx, reply, send, receive)
 
     async def prompt_playground(self, scope: Scope, receive: Receive, send: Send, ref: str) -> None:
         """POST /v1/prompts/{ref}/playground: render one template and run it against several models
@@ -353,7 +362,7 @@ class Gateway:
             reply = Reply.from_error(exc)
         except Exception:
             reply = _unexpected(ctx)
-        await self._respond(ctx, reply, send, receive)
+        await self._respond(scope, ctx, reply, send, receive)
 
     # -- pieces ----------------------------------------------------------------------------
 
@@ -658,14 +667,15 @@ class Gateway:
         headers = upstream_headers(response.raw_headers)
         if ex.passthrough:
             headers.append((b"content-type", response.headers.get("content-type", "").encode("latin-1")))
-            return Reply(response.status, headers, stream=relay_stream(response, None, sse=False))
-        headers.extend(SSE_HEADERS)
-        translator = adapter.stream_translator(ex.endpoint, ex.params, ex.strict)
-        tap = UsageTap(strip=ex.strip_usage) if translator is None else None
-        ctx.usage_source = translator or tap
-        stall_s = self.timeouts.stream_stall_timeout_s
-        stream = relay_stream(response, translator, sse=True, stall_s=stall_s, tap=tap)
-        return Reply(response.status, headers, stream=stream)
+            pipe = StreamPipe(None, None, sse=False)
+        else:
+            headers.extend(SSE_HEADERS)
+            translator = adapter.stream_translator(ex.endpoint, ex.params, ex.strict)
+            tap = UsageTap(strip=ex.strip_usage) if translator is None else None
+            ctx.usage_source = translator or tap
+            pipe = StreamPipe(translator, tap, sse=True, stall_s=self.timeouts.stream_stall_timeout_s)
+        stream = relay_stream(response, pipe)
+        return Reply(response.status, headers, stream=stream, relay=PushRelay(response, pipe, stream))
 
     async def _fan_out(
         self,
@@ -687,7 +697,9 @@ class Gateway:
         bodies = [reply.body for reply in replies]
         return Reply(replies[0].status, [JSON], _translated(adapter, lambda: req.combine(bodies)))
 
-    async def _respond(self, ctx: RequestContext, reply: Reply, send: Send, receive: Receive) -> None:
+    async def _respond(
+        self, scope: Scope, ctx: RequestContext, reply: Reply, send: Send, receive: Receive
+    ) -> None:
         ctx.status = reply.status
         if ctx.virtual_key is not None and reply.stream is None and reply.status >= 400:
             # the caller never had the virtual key's secrets: a provider that echoes its key in an
@@ -712,26 +724,29 @@ class Gateway:
                 self.enforcer.settle(ctx)
             return
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-        watcher = asyncio.ensure_future(_wait_disconnect(receive))
-        stream = reply.stream
         # What the log keeps of the answer: chunks up to the body limit (nothing when bodies are off).
         kept: list[bytes] | None = [] if recorder is not None and recorder.keeps_bodies(ctx) else None
+        limit = recorder.bodies.limit if recorder is not None else 0
         kept_bytes = 0
+
+        def keep(chunk: bytes) -> None:
+            nonlocal kept_bytes
+            if ctx.first_byte_ns is None:
+                ctx.first_byte_ns = time.monotonic_ns()
+            if kept is not None and kept_bytes <= limit:
+                kept.append(chunk)
+                kept_bytes += len(chunk)
+
         completed = False
         try:
-            async for chunk in stream:
-                if watcher.done():
-                    break
-                if ctx.first_byte_ns is None:
-                    ctx.first_byte_ns = time.monotonic_ns()
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                if kept is not None and kept_bytes <= recorder.bodies.limit:  # type: ignore[union-attr]
-                    kept.append(chunk)
-                    kept_bytes += len(chunk)
-            completed = not watcher.done()
+            channel: ClientChannel | None = scope.get(CLIENT_CHANNEL)
+            relay, stream = reply.relay, reply.stream
+            if relay is not None and relay.stream is stream and channel is not None and channel.serves(send):
+                completed = await relay.run(channel, keep)
+            else:
+                completed = await _relay_through_send(stream, send, receive, keep)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
-            watcher.cancel()
             await reply.discard()
             ctx.finished_ns = time.monotonic_ns()
             if recorder is not None:
@@ -739,6 +754,23 @@ class Gateway:
                 recorder.finish(ctx, b"".join(kept) if kept else None, error)
             if self.enforcer is not None:
                 self.enforcer.settle(ctx)
+
+
+async def _relay_through_send(
+    stream: AsyncIterator[bytes], send: Send, receive: Receive, keep: Callable[[bytes], None]
+) -> bool:
+    """Send ``stream`` chunk by chunk with the ASGI ``send`` (when ``PushRelay`` cannot be used);
+    ``False`` when the client left before the end."""
+    watcher = asyncio.ensure_future(_wait_disconnect(receive))
+    try:
+        async for chunk in stream:
+            if watcher.done():
+                return False
+            keep(chunk)
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        return not watcher.done()
+    finally:
+        watcher.cancel()
 
 
 def _without(body: bytes, secrets: Iterable[Secret]) -> bytes:

@@ -85,6 +85,8 @@ class Response:
         "_head_only",
         "_stall_at",
         "_stall_timer",
+        "_on_data",
+        "_on_end",
     )
 
     def __init__(self, conn: _Connection, client: HTTPClient, head_only: bool) -> None:
@@ -108,6 +110,8 @@ class Response:
         self._head_only = head_only
         self._stall_at: float | None = None
         self._stall_timer: asyncio.TimerHandle | None = None
+        self._on_data: Callable[[bytes], None] | None = None
+        self._on_end: Callable[[], None] | None = None
 
     async def next_chunk(self, stall_s: float | None = None) -> bytes:
         """The body bytes that arrived since the last call, waiting for some; ``b""`` at the end.
@@ -139,6 +143,38 @@ class Response:
         self._buffered = 0
         return chunk
 
+    def push_to(self, on_data: Callable[[bytes], None], on_end: Callable[[], None]) -> None:
+        """Hand the body to ``on_data`` as it arrives instead of buffering it for ``next_chunk``
+        (what is buffered already goes first), and call ``on_end`` once the answer has ended or
+        failed (``error`` says which), at once if it has. Both run inside the connection's
+        callback. ``release()``/``close()`` end the pushing."""
+        self._on_data, self._on_end = on_data, on_end
+        if self._chunks:
+            data = b"".join(self._chunks)
+            self._chunks.clear()
+            if self._buffered > HIGH_WATER:
+                self._conn.resume()
+            self._buffered = 0
+            on_data(data)
+        if self._complete or self._error is not None:
+            on_end()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self._conn.loop
+
+    @property
+    def error(self) -> UpstreamError | None:
+        """Why the answer failed before its end, once it has."""
+        return self._error
+
+    def pause_reading(self) -> None:
+        """Stop reading from the provider (the client is slower); ``resume_reading`` goes on."""
+        self._conn.pause()
+
+    def resume_reading(self) -> None:
+        self._conn.resume()
+
     async def read(self) -> bytes:
         """The whole (remaining) body."""
         parts = []
@@ -158,6 +194,7 @@ class Response:
         if self._done:
             return
         self._done = True
+        self._on_data = self._on_end = None
         if self._stall_timer is not None:
             self._stall_timer.cancel()
         conn = self._conn
@@ -196,6 +233,9 @@ class Response:
                 return
             if not data:
                 return
+        if self._on_data is not None:
+            self._on_data(data)
+            return
         self._chunks.append(data)
         self._buffered += len(data)
         if self._buffered > HIGH_WATER:
@@ -206,9 +246,14 @@ class Response:
         if self._decoder is not None:
             rest = self._decoder.flush()
             if rest:
-                self._chunks.append(rest)
+                if self._on_data is not None:
+                    self._on_data(rest)
+                else:
+                    self._chunks.append(rest)
         self._complete = True
         self._wake()
+        if self._on_end is not None:
+            self._on_end()
 
     def _fail(self, error: UpstreamError) -> None:
         if self._complete or self._error is not None:
@@ -218,6 +263,8 @@ class Response:
             self._head.set_exception(error)
             self._head.exception()  # retrieved here: a caller cancelled meanwhile must not warn
         self._wake()
+        if self._on_end is not None:
+            self._on_end()
 
     def _lost(self, exc: Exception | None) -> None:
         if self._head.done() and self._until_close and exc is None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wayport.errors import GatewayError
+
+if TYPE_CHECKING:
+    from wayport.gateway.streaming import PushRelay
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -44,6 +47,8 @@ class Reply:
     gateway_exception: bool = False
     # already in the client's own format (an ingress request that went to its native provider)
     native: bool = False
+    # relays ``stream`` past the ASGI send when the client's connection allows (streaming.PushRelay)
+    relay: PushRelay | None = None
 
     @classmethod
     def from_error(cls, exc: GatewayError) -> Reply:
@@ -54,6 +59,10 @@ class Reply:
         stream = self.stream
         if stream is not None and hasattr(stream, "aclose"):
             await stream.aclose()
+        if self.relay is not None:
+            # a generator closed before its first step never runs its ``finally``: the answer
+            # behind it is closed here (a no-op when the relay or the generator released it)
+            self.relay.response.close()
 
 
 def upstream_headers(raw: Any) -> list[tuple[bytes, bytes]]:

@@ -1,0 +1,173 @@
+"""A stream relayed past the ASGI send (``PushRelay`` writing to uvicorn's connection): a slow
+client holds the provider back instead of filling the gateway's memory, a client that leaves is
+heard at once, and a send wrapped by middleware is never bypassed."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import uvicorn
+
+from tests.conftest import GatewayServer, emulator_settings, free_port
+from tests.emulators.openai import OpenAIEmulator
+from tests.test_logging_gateway import logged
+from tests.test_streaming import OPENAI, events, stream_body
+from wayport.app import WayportApp
+from wayport.http_server import server_options
+from wayport.settings import Settings
+
+
+class FloodUpstream:
+    """An OpenAI-style streaming endpoint writing ``count`` events of ``size`` bytes as fast as its
+    client reads them; ``finished_at`` is when its last byte was taken by the connection."""
+
+    def __init__(self, count: int, size: int) -> None:
+        self.count, self.size = count, size
+        self.finished_at = 0.0
+        self.port = free_port()
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def start(self) -> FloodUpstream:
+        self._thread.start()
+        self._ready.wait(5)
+        return self
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(asyncio.start_server(self._answer, "127.0.0.1", self.port))
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.lower().split(b"\r\n")
+        length = next(int(line.split(b":")[1]) for line in lines if line.startswith(b"content-length"))
+        await reader.readexactly(length)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+        )
+        delta = {"content": "x" * self.size}
+        event = {"id": "c1", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta}]}
+        for _ in range(self.count):
+            await self._chunk(writer, b"data: " + orjson.dumps(event) + b"\n\n")
+        usage = {"prompt_tokens": 1, "completion_tokens": self.count, "total_tokens": self.count + 1}
+        last = {"id": "c1", "choices": [], "usage": usage}
+        await self._chunk(writer, b"data: " + orjson.dumps(last) + b"\n\n")
+        await self._chunk(writer, b"data: [DONE]\n\n")
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        self.finished_at = time.monotonic()
+        writer.close()
+
+    @staticmethod
+    async def _chunk(writer: asyncio.StreamWriter, data: bytes) -> None:
+        writer.write(b"%x\r\n%b\r\n" % (len(data), data))
+        await writer.drain()
+
+
+@pytest.fixture
+def flood(tmp_path: Path) -> Iterator[tuple[FloodUpstream, GatewayServer]]:
+    # 400 events of 50 kB: 20 MB, more than loopback's socket buffers hold between the three
+    upstream = FloodUpstream(count=400, size=50_000).start()
+    settings = Settings(
+        auth=False,
+        data_dir=tmp_path,
+        base_urls={"openai": f"http://127.0.0.1:{upstream.port}/v1"},
+        trusted_hosts=("127.0.0.1",),
+        log_flush_interval_s=0.05,
+        stream_stall_timeout_s=0.5,
+    )
+    server = GatewayServer(settings).start()
+    yield upstream, server
+    server.stop()
+    upstream.stop()
+
+
+def test_a_slow_client_holds_the_provider_back(flood: tuple[FloodUpstream, GatewayServer]) -> None:
+    upstream, gateway = flood
+    with (
+        httpx.Client(timeout=30) as client,
+        client.stream("POST", gateway.v1 + "/chat/completions", headers=OPENAI, json=stream_body()) as r,
+    ):
+        assert r.status_code == 200
+        time.sleep(1.5)  # not reading: three times the stall timeout
+        resumed_at = time.monotonic()
+        body = r.read().decode()
+    chunks = events(body)
+    assert chunks[-1] == "[DONE]"
+    contents = [orjson.loads(chunk) for chunk in chunks[:-1]]
+    assert not [c for c in contents if "error" in c]  # waiting for the client is no provider stall
+    assert len(contents) == 400 and all(len(c["choices"][0]["delta"]["content"]) == 50_000 for c in contents)
+    # The provider could finish writing only once the client read: the gateway paused reading
+    # from it rather than buffering the answer.
+    assert upstream.finished_at > resumed_at
+
+
+def test_a_client_that_leaves_is_heard_while_the_provider_is_quiet(
+    gateway: GatewayServer, openai_emulator: OpenAIEmulator
+) -> None:
+    openai_emulator.stream_gap_s = 3.0
+    trace = f"t-{uuid.uuid4().hex}"
+    headers = {**OPENAI, "x-portkey-trace-id": trace}
+    body = stream_body("a b c")
+    with httpx.stream("POST", gateway.v1 + "/chat/completions", headers=headers, json=body) as r:
+        next(r.iter_raw())
+    left_at = time.monotonic()
+    (row,) = logged(gateway, trace)
+    assert row["error"] == "the client disconnected before the stream ended"
+    # logged before the provider's next event (3 s away) could have told the relay
+    assert time.monotonic() - left_at < 2
+
+
+class CountingMiddleware:
+    """Wraps ``send`` the way an observability middleware would, counting the body bytes."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.body_bytes = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def counted(message: Any) -> None:
+            if message["type"] == "http.response.body":
+                self.body_bytes += len(message.get("body", b""))
+            await send(message)
+
+        await self.app(scope, receive, counted)
+
+
+def test_a_wrapped_send_is_never_bypassed(openai_emulator: OpenAIEmulator, tmp_path: Path) -> None:
+    port = free_port()
+    app = WayportApp(emulator_settings(openai_emulator, tmp_path, port=port))
+    wrapped = CountingMiddleware(app)
+    options = {**server_options(app.settings), "log_level": "warning"}
+    server = uvicorn.Server(uvicorn.Config(wrapped, host="127.0.0.1", port=port, lifespan="on", **options))
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.01)
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/v1/chat/completions", headers=OPENAI, json=stream_body("one two three")
+        )
+        chunks = events(r.text)
+        assert chunks[-1] == "[DONE]"
+        assert wrapped.body_bytes == len(r.content)  # all of it went through the middleware
+    finally:
+        server.should_exit = True
+        thread.join(10)
