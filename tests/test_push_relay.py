@@ -5,6 +5,7 @@ heard at once, and a send wrapped by middleware is never bypassed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 import uuid
@@ -19,9 +20,11 @@ import uvicorn
 
 from tests.conftest import GatewayServer, emulator_settings, free_port
 from tests.emulators.openai import OpenAIEmulator
+from tests.test_http1 import OK, client, serving
 from tests.test_logging_gateway import logged
 from tests.test_streaming import OPENAI, events, stream_body
 from wayport.app import WayportApp
+from wayport.gateway.streaming import PushRelay, StreamPipe, UsageTap
 from wayport.http_server import server_options
 from wayport.settings import Settings
 
@@ -54,25 +57,29 @@ class FloodUpstream:
         self._loop.run_forever()
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):  # the gateway closed it
+            while True:  # keep-alive: one answer after another
+                await self._answer_one(reader, writer)
+
+    async def _answer_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
         lines = head.lower().split(b"\r\n")
         length = next(int(line.split(b":")[1]) for line in lines if line.startswith(b"content-length"))
-        await reader.readexactly(length)
+        count = orjson.loads(await reader.readexactly(length)).get("max_tokens") or self.count
         writer.write(
             b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
         )
         delta = {"content": "x" * self.size}
         event = {"id": "c1", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta}]}
-        for _ in range(self.count):
+        for _ in range(count):
             await self._chunk(writer, b"data: " + orjson.dumps(event) + b"\n\n")
-        usage = {"prompt_tokens": 1, "completion_tokens": self.count, "total_tokens": self.count + 1}
+        usage = {"prompt_tokens": 1, "completion_tokens": count, "total_tokens": count + 1}
         last = {"id": "c1", "choices": [], "usage": usage}
         await self._chunk(writer, b"data: " + orjson.dumps(last) + b"\n\n")
         await self._chunk(writer, b"data: [DONE]\n\n")
         writer.write(b"0\r\n\r\n")
         await writer.drain()
         self.finished_at = time.monotonic()
-        writer.close()
 
     @staticmethod
     async def _chunk(writer: asyncio.StreamWriter, data: bytes) -> None:
@@ -107,7 +114,11 @@ def test_a_slow_client_holds_the_provider_back(flood: tuple[FloodUpstream, Gatew
         assert r.status_code == 200
         time.sleep(1.5)  # not reading: three times the stall timeout
         resumed_at = time.monotonic()
-        body = r.read().decode()
+        received = []
+        for piece in r.iter_raw(1 << 16):  # then reading slowly to the end
+            received.append(piece)
+            time.sleep(0.001)
+        body = b"".join(received).decode()
     chunks = events(body)
     assert chunks[-1] == "[DONE]"
     contents = [orjson.loads(chunk) for chunk in chunks[:-1]]
@@ -116,6 +127,11 @@ def test_a_slow_client_holds_the_provider_back(flood: tuple[FloodUpstream, Gatew
     # The provider could finish writing only once the client read: the gateway paused reading
     # from it rather than buffering the answer.
     assert upstream.finished_at > resumed_at
+    # and the provider's connection, kept alive, serves the next request (reading resumed)
+    r = httpx.post(
+        gateway.v1 + "/chat/completions", headers=OPENAI, json=stream_body(max_tokens=2), timeout=10
+    )
+    assert len(events(r.text)) == 3 and events(r.text)[-1] == "[DONE]"
 
 
 def test_a_client_that_leaves_is_heard_while_the_provider_is_quiet(
@@ -171,3 +187,54 @@ def test_a_wrapped_send_is_never_bypassed(openai_emulator: OpenAIEmulator, tmp_p
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+class BehindChannel:
+    """A client connection that is full after every write: the client is always behind."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.paused = False
+        self.gone = False
+        self.on_lost: object = None
+
+    def write(self, chunk: bytes) -> None:
+        self.written.append(chunk)
+        self.paused = True
+
+    async def drain(self) -> None:
+        self.paused = False
+
+
+def chunked(data: bytes) -> bytes:
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+async def test_a_stream_that_ends_while_the_client_is_behind_leaves_its_connection_readable() -> None:
+    event = b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'
+    answer = (
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+        + chunked(event)
+        + chunked(b"data: [DONE]\n\n")
+        + b"0\r\n\r\n"
+    )
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        for reply in (answer, OK):  # two answers on one kept-alive connection
+            await server.read_request(reader)
+            writer.write(reply)  # all at once: the relay gets the whole stream in one callback
+            await writer.drain()
+        await reader.read()
+
+    async with serving(handler) as server:
+        http = client()
+        response = await http.request("POST", server.url, {}, b"{}")
+        relay = PushRelay(response, StreamPipe(None, UsageTap(strip=False), sse=True, stall_s=5), stream=None)
+        channel = BehindChannel()
+        assert await relay.run(channel, lambda _: None)  # type: ignore[arg-type]
+        assert b"".join(channel.written) == event + b"data: [DONE]\n\n"
+        # the connection went back to the pool reading again: the next request is answered on it
+        second = await asyncio.wait_for(http.request("GET", server.url, {}, None), 2)
+        assert await second.read() == b"{}"
+        second.release()
+        assert server.connections == 1

@@ -245,6 +245,8 @@ class PushRelay:
             channel.on_lost = None
             if self._timer is not None:
                 self._timer.cancel()
+            if self._paused:  # a connection goes back to its pool reading
+                response.resume_reading()
             if self._clean:
                 response.release()
             else:
