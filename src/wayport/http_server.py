@@ -8,7 +8,6 @@ from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from wayport.eager import EarlyStart, start_task
 from wayport.settings import Settings
 
 __all__ = ["CLIENT_CHANNEL", "ClientChannel", "WayportHttpProtocol", "server_options"]
@@ -76,23 +75,9 @@ class ClientChannel:
 
 
 class WayportHttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, with a ``ClientChannel`` in every request's scope, and the
-    request's task run at once when its body is complete (``wayport.eager``): a request is parsed,
-    routed and on its way to the provider within the callback that received it."""
+    """uvicorn's httptools protocol, with a ``ClientChannel`` in every request's scope."""
 
     channel: ClientChannel | None = None
-    _early: EarlyStart | None = None
-
-    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
-        task, self._early = start_task(self.loop, cycle.run_asgi(app))
-        task.add_done_callback(self.tasks.discard)
-        self.tasks.add(task)
-
-    def on_message_complete(self) -> None:
-        super().on_message_complete()
-        early, self._early = self._early, None
-        if early is not None:
-            early.run_early()
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
