@@ -27,6 +27,7 @@ from tests.test_catalog_harness import (
 )
 from wayport.catalog import CatalogState, Conflict, InvalidInput, NotFound
 from wayport.store import upgrade
+from wayport.store.changes import change_probe
 from wayport.store.migrate import current_revision, head_revision, include_object_for
 from wayport.store.schema import Base
 
@@ -286,7 +287,7 @@ async def test_a_second_process_sees_writes_through_the_reload_loop(state: Catal
     saved = await state.configs.create("shared", SIMPLE)
     await state.config_changed(saved)
     assert other.resolver.resolve(saved.slug) is None
-    task = asyncio.create_task(other.reload_every(0.02))
+    task = asyncio.create_task(other.reload_every(0.02, change_probe(state.configs._engine)))
     try:
         for _ in range(200):
             await asyncio.sleep(0.01)

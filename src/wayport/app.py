@@ -65,6 +65,7 @@ from wayport.security.vault import Vault
 from wayport.security.virtual_keys import VirtualKeyCache, VirtualKeyStore
 from wayport.security.workspaces import WorkspaceStore
 from wayport.settings import Settings
+from wayport.store.changes import change_probe
 from wayport.store.engine import create_engine
 from wayport.store.feedback import FeedbackRepository
 from wayport.store.filters import LogFilters
@@ -259,12 +260,14 @@ class WayportApp:
         self._console = Console(
             self, SessionSigner(await self.vault.get_or_create_secret(self.engine, "console-session"))
         )
-        keys_task = asyncio.create_task(self.key_ring.follow(), name="wayport-key-ring")
-        vk_task = asyncio.create_task(self.vk_cache.follow(1.0), name="wayport-virtual-keys")
+        # The caches follow the store; on SQLite only the rounds after a commit read it.
+        probe = change_probe(self.engine)
+        keys_task = asyncio.create_task(self.key_ring.follow(probe), name="wayport-key-ring")
+        vk_task = asyncio.create_task(self.vk_cache.follow(1.0, probe), name="wayport-virtual-keys")
         # Changes made elsewhere (other nodes, other workers, the CLI) arrive through Redis, or
         # without Redis by re-reading the catalog every few seconds.
         changes = asyncio.create_task(
-            self._follow_changes() if self.redis is not None else self.catalog.reload_every(5.0),
+            self._follow_changes() if self.redis is not None else self.catalog.reload_every(5.0, probe),
             name="wayport-catalog-changes",
         )
         self.writer = LogWriter(
@@ -296,6 +299,8 @@ class WayportApp:
             for task in (retention, changes, sync, keys_task, vk_task):
                 if task is not None:
                     task.cancel()
+            if probe is not None:
+                probe.close()
             await self.upstream.close()
             await self.enforcer.drain()
             # Flush the logs of every answered request before the process goes (SIGTERM included).

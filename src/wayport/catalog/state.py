@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from wayport.catalog.partials import PartialRepository
 from wayport.catalog.prompts import PromptRepository
 from wayport.catalog.render import CompletionEndpoint, PromptRenderer
 from wayport.catalog.resolver import ConfigResolver
+from wayport.store.changes import SqliteChangeProbe, poll
 
 __all__ = ["CatalogState", "ChangeHook"]
 
@@ -79,17 +79,17 @@ class CatalogState:
         """Load the saved configs into memory."""
         await self.resolver.load()
 
-    async def reload_every(self, interval_s: float) -> None:
+    async def reload_every(self, interval_s: float, probe: SqliteChangeProbe | None = None) -> None:
         """Re-read every saved config and forget every rendered prompt each ``interval_s`` seconds,
-        forever (run it as a task). For several workers or nodes without a change channel: each
-        process sees other processes' writes within ``interval_s``, at one read per interval."""
-        while True:
-            await asyncio.sleep(interval_s)
-            try:
-                await self.resolver.load()
-            except Exception:  # the store is down: keep serving what is held, try again later
-                logger.warning("reloading saved configs failed", exc_info=True)
-            self.renderer.invalidate()
+        forever (run it as a task), skipping rounds in which ``probe`` saw no commit. For several
+        workers or nodes without a change channel: each process sees other processes' writes
+        within ``interval_s``, at one read per interval. A store that is down keeps what is held
+        served, and is tried again the next round."""
+        await poll(self._reload, interval_s, probe, "the saved configs")
+
+    async def _reload(self) -> None:
+        await self.resolver.load()
+        self.renderer.invalidate()
 
     async def config_changed(self, saved: SavedConfig) -> None:
         self.resolver.apply(saved)

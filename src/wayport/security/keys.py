@@ -10,7 +10,6 @@ HMAC and one dict lookup, never a database read. It re-reads what changed every
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import hashlib
 import hmac
@@ -27,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wayport.catalog.ids import iso, new_id, utcnow
 from wayport.security.roles import Principal, Role, parse_role, parse_scopes
+from wayport.store.changes import SqliteChangeProbe, poll
 from wayport.store.schema import ApiKeyRow
 
 log = logging.getLogger("wayport.security")
@@ -226,16 +226,10 @@ class KeyRing:
             if self._watermark is None or key.updated_at > self._watermark:
                 self._watermark = key.updated_at
 
-    async def follow(self) -> None:
-        """Refresh forever (a background task); a failing store is retried, never fatal."""
-        while True:
-            await asyncio.sleep(self.refresh_interval)
-            try:
-                await self.refresh()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("could not refresh the API keys; trying again")
+    async def follow(self, probe: SqliteChangeProbe | None = None) -> None:
+        """Refresh forever (a background task), skipping rounds in which ``probe`` saw no commit;
+        a failing store is retried, never fatal."""
+        await poll(self.refresh, self.refresh_interval, probe, "the API keys")
 
     def find(self, token: str) -> ApiKey | None:
         """The key of ``token`` when it exists and is not revoked (expiry is the caller's check)."""

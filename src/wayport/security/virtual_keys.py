@@ -9,7 +9,6 @@ look, so a request never waits on the database.
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import logging
 import re
@@ -31,6 +30,7 @@ from wayport.control.errors import FieldError
 from wayport.providers.base import Secret
 from wayport.security.roles import DEFAULT_WORKSPACE
 from wayport.security.vault import Vault, VaultError
+from wayport.store.changes import SqliteChangeProbe, poll
 from wayport.store.schema import VirtualKeyRow
 
 __all__ = [
@@ -416,11 +416,7 @@ class VirtualKeyCache:
                 log.error("virtual key %s cannot be decrypted: %s", slug, exc)
         return changed
 
-    async def follow(self, interval: float) -> None:
-        """Refresh every ``interval`` seconds until cancelled (run it as a task)."""
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.refresh()
-            except Exception:
-                log.exception("refreshing the virtual keys failed; trying again in %ss", interval)
+    async def follow(self, interval: float, probe: SqliteChangeProbe | None = None) -> None:
+        """Refresh every ``interval`` seconds until cancelled (run it as a task), skipping rounds
+        in which ``probe`` saw no commit."""
+        await poll(self.refresh, interval, probe, "the virtual keys")
