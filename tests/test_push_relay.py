@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import threading
 import time
 import uuid
@@ -57,6 +58,8 @@ class FloodUpstream:
         self._loop.run_forever()
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # a small send buffer: what the provider has written is in the gateway's hands, not the kernel's
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 16)
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):  # the gateway closed it
             while True:  # keep-alive: one answer after another
                 await self._answer_one(reader, writer)
@@ -89,8 +92,9 @@ class FloodUpstream:
 
 @pytest.fixture
 def flood(tmp_path: Path) -> Iterator[tuple[FloodUpstream, GatewayServer]]:
-    # 400 events of 50 kB: 20 MB, more than loopback's socket buffers hold between the three
-    upstream = FloodUpstream(count=400, size=50_000).start()
+    # 600 events of 50 kB: 30 MB, more than loopback's socket buffers can hold between the three
+    # (this machine lets a receive buffer grow to 32 MB, but only while its reader keeps reading)
+    upstream = FloodUpstream(count=600, size=50_000).start()
     settings = Settings(
         auth=False,
         data_dir=tmp_path,
@@ -123,7 +127,7 @@ def test_a_slow_client_holds_the_provider_back(flood: tuple[FloodUpstream, Gatew
     assert chunks[-1] == "[DONE]"
     contents = [orjson.loads(chunk) for chunk in chunks[:-1]]
     assert not [c for c in contents if "error" in c]  # waiting for the client is no provider stall
-    assert len(contents) == 400 and all(len(c["choices"][0]["delta"]["content"]) == 50_000 for c in contents)
+    assert len(contents) == 600 and all(len(c["choices"][0]["delta"]["content"]) == 50_000 for c in contents)
     # The provider could finish writing only once the client read: the gateway paused reading
     # from it rather than buffering the answer.
     assert upstream.finished_at > resumed_at
