@@ -135,13 +135,7 @@ class Response:
             finally:
                 self._waiter = None
                 self._stall_at = None
-        chunks = self._chunks
-        chunk = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        chunks.clear()
-        if self._buffered > HIGH_WATER:
-            self._conn.resume()
-        self._buffered = 0
-        return chunk
+        return self._take()
 
     def push_to(self, on_data: Callable[[bytes], None], on_end: Callable[[], None]) -> None:
         """Hand the body to ``on_data`` as it arrives instead of buffering it for ``next_chunk``
@@ -150,12 +144,7 @@ class Response:
         callback. ``release()``/``close()`` end the pushing."""
         self._on_data, self._on_end = on_data, on_end
         if self._chunks:
-            data = b"".join(self._chunks)
-            self._chunks.clear()
-            if self._buffered > HIGH_WATER:
-                self._conn.resume()
-            self._buffered = 0
-            on_data(data)
+            on_data(self._take())
         if self._complete or self._error is not None:
             on_end()
 
@@ -233,6 +222,9 @@ class Response:
                 return
             if not data:
                 return
+        self._deliver(data)
+
+    def _deliver(self, data: bytes) -> None:
         if self._on_data is not None:
             self._on_data(data)
             return
@@ -242,14 +234,21 @@ class Response:
             self._conn.pause()
         self._wake()
 
+    def _take(self) -> bytes:
+        """What is buffered, in one piece; reading goes on if it had paused for it."""
+        chunks = self._chunks
+        chunk = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        if self._buffered > HIGH_WATER:
+            self._conn.resume()
+        self._buffered = 0
+        return chunk
+
     def _ended(self) -> None:
         if self._decoder is not None:
             rest = self._decoder.flush()
             if rest:
-                if self._on_data is not None:
-                    self._on_data(rest)
-                else:
-                    self._chunks.append(rest)
+                self._deliver(rest)
         self._complete = True
         self._wake()
         if self._on_end is not None:
