@@ -3,6 +3,7 @@ protocol that gives a streamed answer direct access to the client's connection."
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, MutableMapping
 from typing import Any, cast
 
@@ -40,38 +41,44 @@ class ClientChannel:
     __slots__ = ("_cycle", "on_lost")
 
     def __init__(self, cycle: RequestResponseCycle) -> None:
-        self._cycle = cycle
+        # Weak: the scope holds the channel and the cycle holds the scope. A strong reference would
+        # make every request a reference cycle that only the garbage collector frees, after its
+        # objects (scope, headers) have been carried into older generations.
+        self._cycle: weakref.ref[RequestResponseCycle] = weakref.ref(cycle)
         self.on_lost: Callable[[], None] | None = None
 
     def serves(self, send: object) -> bool:
         """``send`` is uvicorn's own for this request (no middleware between them), and the
         response it started is chunked and not finished: ``write`` may be used."""
-        cycle = self._cycle
-        return (
-            getattr(send, "__self__", None) is cycle
-            and cycle.response_started
-            and cycle.chunked_encoding is True
-            and not cycle.response_complete
-        )
+        cycle = self._cycle()
+        owner: object = getattr(send, "__self__", None)
+        if cycle is None or owner is not cycle:  # another server's send, or wrapped by middleware
+            return False
+        return cycle.response_started and cycle.chunked_encoding is True and not cycle.response_complete
 
     @property
     def gone(self) -> bool:
         """The client closed its connection."""
-        cycle = self._cycle
-        return cycle.disconnected or cycle.transport.is_closing()
+        cycle = self._cycle()
+        return cycle is None or cycle.disconnected or cycle.transport.is_closing()
 
     @property
     def paused(self) -> bool:
         """The client reads more slowly than the answer arrives: the connection's buffer is full."""
-        return self._cycle.flow.write_paused
+        cycle = self._cycle()
+        return cycle is not None and cycle.flow.write_paused
 
     async def drain(self) -> None:
         """Wait until the client has read enough (or left)."""
-        await self._cycle.flow.drain()
+        cycle = self._cycle()
+        if cycle is not None:
+            await cycle.flow.drain()
 
     def write(self, chunk: bytes) -> None:
         """One non-empty piece of the body, in the chunked framing of the started response."""
-        self._cycle.transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+        cycle = self._cycle()
+        if cycle is not None:
+            cycle.transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
 
 
 class WayportHttpProtocol(HttpToolsProtocol):
