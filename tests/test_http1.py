@@ -365,12 +365,15 @@ async def test_a_cancelled_request_frees_its_slot_and_connection() -> None:
         await http.close()
 
 
-def self_signed(tmp: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 signed by its own key: (cert.pem, key.pem)."""
+def self_signed(tmp: Path, dns_name: str | None = None) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (and ``dns_name``) signed by its own key: (cert.pem, key.pem)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "wayport-test")])
     now = datetime.now(UTC)
-    loopback = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    names: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    if dns_name is not None:
+        names.append(x509.DNSName(dns_name))
+    loopback = x509.SubjectAlternativeName(names)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)

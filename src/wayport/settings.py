@@ -44,6 +44,11 @@ class Settings:
     stream_first_byte_timeout_s: float = 120.0
     stream_stall_timeout_s: float = 60.0
     upstream_pool_size: int = 1000
+    # outbound proxies for provider connections (docs/gateway.md, "Outbound proxy"); when the file
+    # and WAYPORT_* leave them unset, the usual http_proxy / https_proxy / no_proxy variables apply
+    http_proxy: str | None = field(default=None, repr=False)
+    https_proxy: str | None = field(default=None, repr=False)
+    no_proxy: str | None = None
     # how long a client's idle keep-alive connection stays open. Longer than the 5 s after which
     # httpx (the openai and portkey-ai SDKs) drops an idle connection, and than the 60 s idle
     # timeout of common load balancers: the client then always closes first, and never sends a
@@ -84,6 +89,11 @@ class Settings:
         values.update(from_env)
         if base_urls:
             values["base_urls"] = base_urls
+        for name in _PROXY_SETTINGS:
+            # lower case first, as curl reads them; upper case is the common fallback
+            conventional = env.get(name) or env.get(name.upper())
+            if name not in values and conventional:
+                values[name] = conventional
         return cls.from_mapping(values)
 
     @classmethod
@@ -98,6 +108,9 @@ class Settings:
 
     def base_url_for(self, provider: str) -> str | None:
         return self.base_urls.get(provider)
+
+
+_PROXY_SETTINGS = ("http_proxy", "https_proxy", "no_proxy")
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -194,6 +207,19 @@ def _coerce(name: str, raw: Any) -> Any:
         if str(raw).lower() not in ("true", "false", "1", "0", "yes", "no"):
             raise SettingsError(f"setting '{name}' must be true or false, not {raw!r}")
         return str(raw).lower() in ("true", "1", "yes")
+    if name in _PROXY_SETTINGS:
+        if raw in (None, ""):
+            return None
+        if not isinstance(raw, str):
+            raise SettingsError(f"setting '{name}' must be a string, not {raw!r}")
+        if name != "no_proxy":
+            from wayport.gateway.proxy import Proxy, ProxyError
+
+            try:
+                Proxy.parse(raw, name)
+            except ProxyError as exc:
+                raise SettingsError(str(exc)) from None
+        return raw
     if name == "log_bodies":
         if raw not in ("full", "truncated", "off"):
             raise SettingsError(f"setting 'log_bodies' must be full, truncated or off, not {raw!r}")

@@ -7,7 +7,8 @@ httptools (the parser uvicorn serves with). A minimal uvicorn app relaying a str
 client first sent a byte 0.84 ms (aiohttp) and 0.48 ms (this shape) after the request, against
 0.14 ms straight to the upstream (docs/bench.md).
 
-What it leaves out, on purpose: proxies, HTTP/2, redirects, cookies, ``Expect: 100-continue``.
+Outbound proxies are CONNECT tunnels (``wayport.gateway.proxy``). What it leaves out, on purpose:
+HTTP/2, redirects, cookies, ``Expect: 100-continue``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httptools
+
+from wayport.gateway.proxy import Proxy, ProxyRoutes, TunnelRefused, open_tunnel
 
 IDLE_TIMEOUT_S = 15.0  # an idle connection older than this is not reused (NATs drop them silently)
 HIGH_WATER = 1 << 18  # answer bytes buffered before reading from the socket pauses
@@ -385,13 +388,22 @@ class HTTPClient:
 
     At most ``limit`` requests are in flight at once (more wait for a slot). ``resolve``, when
     given, chooses the addresses a host name may be reached at (the SSRF guard); without it the
-    event loop's resolver is used.
+    event loop's resolver is used. ``proxies`` sends connections through a proxy's tunnel: to the
+    host name, or with ``resolve`` to the addresses it chose (the proxy then resolves nothing).
     """
 
-    def __init__(self, *, limit: int, connect_timeout_s: float, resolve: Resolver | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        limit: int,
+        connect_timeout_s: float,
+        resolve: Resolver | None = None,
+        proxies: ProxyRoutes | None = None,
+    ) -> None:
         self._slots = asyncio.Semaphore(limit)
         self._connect_timeout_s = connect_timeout_s
         self._resolve = resolve
+        self._proxies = proxies if proxies else None
         self._idle: dict[Origin, list[_Connection]] = {}
         self._origins: dict[tuple[str, str], Origin] = {}
         self._ssl: ssl.SSLContext | None = None
@@ -478,6 +490,11 @@ class HTTPClient:
     async def _connect(self, origin: Origin) -> _Connection:
         loop = asyncio.get_running_loop()
         tls = self._tls() if origin.scheme == "https" else None
+        proxy = (
+            self._proxies.proxy_for(origin.scheme, origin.host, origin.port)
+            if self._proxies is not None
+            else None
+        )
         failure = "no address to connect to"
         try:
             async with asyncio.timeout(self._connect_timeout_s):
@@ -490,6 +507,8 @@ class HTTPClient:
                         raise ConnectFailed(_reason(exc)) from None
                 for address in addresses:
                     try:
+                        if proxy is not None:
+                            return await self._tunnel(loop, proxy, origin, address, tls)
                         _, conn = await loop.create_connection(
                             lambda: _Connection(origin, loop),
                             address,
@@ -497,13 +516,46 @@ class HTTPClient:
                             ssl=tls,
                             server_hostname=origin.host if tls is not None else None,
                         )
+                    except TunnelRefused as exc:
+                        failure = str(exc)
+                        continue
                     except OSError as exc:
-                        failure = _reason(exc)
+                        failure = _reason(exc) if proxy is None else f"proxy {proxy.shown}: {_reason(exc)}"
                         continue
                     return conn
         except TimeoutError:
             failure = f"no connection within {self._connect_timeout_s:g} s"
         raise ConnectFailed(failure)
+
+    @staticmethod
+    async def _tunnel(
+        loop: asyncio.AbstractEventLoop,
+        proxy: Proxy,
+        origin: Origin,
+        address: str,
+        tls: ssl.SSLContext | None,
+    ) -> _Connection:
+        transport, early = await open_tunnel(
+            loop, proxy, f"[{address}]" if ":" in address else address, origin.port
+        )
+        conn = _Connection(origin, loop)
+        try:
+            if early:
+                raise TunnelRefused(f"the proxy {proxy.shown} sent data before the provider was reached")
+            if tls is not None:
+                tunnelled = await loop.start_tls(transport, conn, tls, server_hostname=origin.host)
+                if tunnelled is None:
+                    raise TunnelRefused(
+                        f"the tunnel through the proxy {proxy.shown} closed during the TLS handshake"
+                    )
+                transport = tunnelled
+            else:
+                transport.set_protocol(conn)
+        except BaseException:
+            transport.close()
+            raise
+        conn.connection_made(transport)
+        return conn
 
     def _tls(self) -> ssl.SSLContext:
         if self._ssl is None:

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from wayport.errors import BadRequest, ProviderError
 from wayport.gateway.http1 import ConnectFailed, HTTPClient, InvalidRequest, Response, UpstreamError
+from wayport.gateway.proxy import ProxyRoutes
 from wayport.providers.base import UpstreamRequest
 from wayport.security.ssrf import HostPolicy, UnsafeHostError
 from wayport.settings import Settings
@@ -25,9 +26,13 @@ class UpstreamClient:
         self._guarded: HTTPClient | None = None
 
     async def start(self) -> None:
-        limit, connect_s = self._settings.upstream_pool_size, self._settings.connect_timeout_s
-        self._plain = HTTPClient(limit=limit, connect_timeout_s=connect_s)
-        self._guarded = HTTPClient(limit=limit, connect_timeout_s=connect_s, resolve=self._policy.addresses)
+        settings = self._settings
+        limit, connect_s = settings.upstream_pool_size, settings.connect_timeout_s
+        proxies = ProxyRoutes.from_settings(settings.http_proxy, settings.https_proxy, settings.no_proxy)
+        self._plain = HTTPClient(limit=limit, connect_timeout_s=connect_s, proxies=proxies)
+        self._guarded = HTTPClient(
+            limit=limit, connect_timeout_s=connect_s, resolve=self._policy.addresses, proxies=proxies
+        )
 
     async def close(self) -> None:
         for client in (self._plain, self._guarded):
