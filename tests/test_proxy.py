@@ -149,7 +149,7 @@ def test_each_scheme_has_its_proxy_and_loopback_never_goes_through_one() -> None
     assert routes.proxy_for("https", "llm.internal.corp", 443) is None
     for host in ("localhost", "127.0.0.1", "127.8.9.1", "::1", "ollama.localhost"):
         assert routes.proxy_for("http", host, 11434) is None
-    assert not ProxyRoutes.from_settings(None, None, "anything")
+    assert ProxyRoutes.from_settings(None, None, "anything").proxy_for("https", "api.openai.com", 443) is None
 
 
 def test_settings_read_the_conventional_variables_and_wayport_ones_win() -> None:

@@ -26,7 +26,7 @@ from urllib.parse import quote, urlsplit
 
 import httptools
 
-from wayport.gateway.proxy import Proxy, ProxyRoutes, TunnelRefused, open_tunnel
+from wayport.gateway.proxy import DIRECT, Proxy, ProxyRoutes, TunnelRefused, open_tunnel
 
 IDLE_TIMEOUT_S = 15.0  # an idle connection older than this is not reused (NATs drop them silently)
 HIGH_WATER = 1 << 18  # answer bytes buffered before reading from the socket pauses
@@ -398,12 +398,12 @@ class HTTPClient:
         limit: int,
         connect_timeout_s: float,
         resolve: Resolver | None = None,
-        proxies: ProxyRoutes | None = None,
+        proxies: ProxyRoutes = DIRECT,
     ) -> None:
         self._slots = asyncio.Semaphore(limit)
         self._connect_timeout_s = connect_timeout_s
         self._resolve = resolve
-        self._proxies = proxies if proxies else None
+        self._proxies = proxies
         self._idle: dict[Origin, list[_Connection]] = {}
         self._origins: dict[tuple[str, str], Origin] = {}
         self._ssl: ssl.SSLContext | None = None
@@ -490,11 +490,7 @@ class HTTPClient:
     async def _connect(self, origin: Origin) -> _Connection:
         loop = asyncio.get_running_loop()
         tls = self._tls() if origin.scheme == "https" else None
-        proxy = (
-            self._proxies.proxy_for(origin.scheme, origin.host, origin.port)
-            if self._proxies is not None
-            else None
-        )
+        proxy = self._proxies.proxy_for(origin.scheme, origin.host, origin.port)
         failure = "no address to connect to"
         try:
             async with asyncio.timeout(self._connect_timeout_s):

@@ -15,7 +15,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["NoProxy", "Proxy", "ProxyError", "ProxyRoutes", "TunnelRefused", "open_tunnel"]
+__all__ = ["DIRECT", "NoProxy", "Proxy", "ProxyError", "ProxyRoutes", "TunnelRefused", "open_tunnel"]
 
 _MAX_HEAD = 16 * 1024  # a CONNECT answer longer than this is not from an HTTP proxy
 
@@ -123,14 +123,15 @@ class ProxyRoutes:
             NoProxy.parse(no_proxy or ""),
         )
 
-    def __bool__(self) -> bool:
-        return self.http is not None or self.https is not None
-
     def proxy_for(self, scheme: str, host: str, port: int) -> Proxy | None:
         proxy = self.https if scheme == "https" else self.http
         if proxy is None or _is_loopback(host) or self.no_proxy.covers(host, port):
             return None
         return proxy
+
+
+DIRECT = ProxyRoutes()
+"""No proxy for any connection."""
 
 
 async def open_tunnel(
@@ -168,8 +169,7 @@ class _Handshake(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.answer.done():
-            self._buffer += data
-            return
+            return  # nothing may come before the tunnel is used; the caller sees what came with the answer
         self._buffer += data
         head, found, rest = self._buffer.partition(b"\r\n\r\n")
         if found:
