@@ -44,6 +44,18 @@ FALLBACK = {
     ],
 }
 SIMPLE = {"virtual_key": "openai-prod", "override_params": {"model": "gpt-4o-mini"}}
+# FALLBACK as the API shows it: credentials never leave the store
+FALLBACK_SHOWN = {
+    "strategy": {"mode": "fallback"},
+    "targets": [
+        {"provider": "openai", "api_key": "[REDACTED]", "override_params": {"model": "gpt-4o"}},
+        {
+            "provider": "anthropic",
+            "api_key": "[REDACTED]",
+            "override_params": {"model": "claude-3-5-sonnet"},
+        },
+    ],
+}
 
 
 @pytest.fixture(params=KINDS)
@@ -324,7 +336,7 @@ def test_the_portkey_sdk_creates_retrieves_lists_updates_and_deletes(portkey: Po
         0,
         created.version_id,
     )
-    assert isinstance(got.config, str) and json.loads(got.config) == FALLBACK
+    assert isinstance(got.config, str) and json.loads(got.config) == FALLBACK_SHOWN
 
     listed = portkey.configs.list()
     assert listed.object == "list" and listed.total == len(listed.data or [])
@@ -438,3 +450,90 @@ def test_the_change_hook_hears_every_write(tmp_path: Path) -> None:
         server.http.delete(f"/v1/configs/{slug}")
         server.http.put("/v1/configs/pc-nothing-000000", json={"name": "x"})
     assert heard == [slug, slug, slug]
+
+
+# -- credentials ------------------------------------------------------------------------------------
+
+CREDENTIALS = {
+    "strategy": {"mode": "fallback"},
+    "targets": [
+        {"provider": "openai", "apiKey": "sk-camel-1234", "override_params": {"model": "gpt-4o"}},
+        {
+            "provider": "bedrock",
+            "aws_access_key_id": "AKIAEXAMPLE0001",
+            "aws_secret_access_key": "aws-secret-5678",
+            "aws_region": "us-east-1",
+        },
+        {
+            "provider": "vertex-ai",
+            "vertex_project_id": "p1",
+            "vertex_region": "us-central1",
+            "vertex_service_account_json": {"private_key": "-----BEGIN KEY-----x", "client_email": "a@b"},
+        },
+    ],
+}
+SECRETS = ("sk-camel-1234", "AKIAEXAMPLE0001", "aws-secret-5678", "BEGIN KEY")
+
+
+def test_credentials_never_leave_the_store_through_the_api(server: CatalogServer) -> None:
+    slug = server.http.post("/v1/configs", json={"name": "creds", "config": CREDENTIALS}).json()["slug"]
+    one = server.http.get(f"/v1/configs/{slug}")
+    versions = server.http.get(f"/v1/configs/{slug}/versions")
+    for answer in (one, versions):
+        assert answer.status_code == 200 and not any(secret in answer.text for secret in SECRETS)
+    shown = json.loads(one.json()["config"])
+    assert shown["targets"][0]["apiKey"] == "[REDACTED]"
+    assert shown["targets"][1] == {
+        **CREDENTIALS["targets"][1],
+        **dict.fromkeys(("aws_access_key_id", "aws_secret_access_key"), "[REDACTED]"),
+    }
+    assert shown["targets"][2]["vertex_service_account_json"] == "[REDACTED]"
+    # what the gateway routes with is the real thing
+    stored = server.state.resolver.resolve(slug)
+    assert stored is not None and stored["targets"][0]["apiKey"] == "sk-camel-1234"
+
+
+def test_a_shown_config_written_back_keeps_its_credentials(server: CatalogServer) -> None:
+    slug = server.http.post("/v1/configs", json={"name": "rmw", "config": CREDENTIALS}).json()["slug"]
+    shown = json.loads(server.http.get(f"/v1/configs/{slug}").json()["config"])
+    shown["targets"][0]["override_params"] = {"model": "gpt-4o-mini"}
+    shown["targets"][0]["api_key"] = shown["targets"][0].pop("apiKey")  # either spelling matches
+    assert server.http.put(f"/v1/configs/{slug}", json={"config": shown}).status_code == 200
+    stored = server.state.resolver.resolve(slug)
+    assert stored is not None
+    assert stored["targets"][0] == {
+        "provider": "openai",
+        "api_key": "sk-camel-1234",
+        "override_params": {"model": "gpt-4o-mini"},
+    }
+    assert stored["targets"][1]["aws_secret_access_key"] == "aws-secret-5678"
+    assert (
+        stored["targets"][2]["vertex_service_account_json"]
+        == CREDENTIALS["targets"][2]["vertex_service_account_json"]
+    )
+
+
+def test_a_redacted_credential_with_nothing_to_keep_is_refused_naming_the_place(
+    server: CatalogServer,
+) -> None:
+    hidden = {"provider": "openai", "api_key": "[REDACTED]"}
+    created = server.http.post("/v1/configs", json={"name": "new", "config": hidden})
+    assert "A redacted credential cannot be kept" in assert_failure(created, 400)["message"]
+    assert "path: api_key, message: [REDACTED] stands for the credential stored here" in created.text
+    slug = server.http.post("/v1/configs", json={"name": "moved", "config": FALLBACK}).json()["slug"]
+    moved = {
+        "strategy": {"mode": "fallback"},
+        "targets": [
+            {"provider": "anthropic", "api_key": "[REDACTED]"},  # the openai target's place: not its key
+            {"provider": "anthropic", "api_key": "[REDACTED]"},
+            {"provider": "openai", "api_key": "[REDACTED]"},  # a new place
+        ],
+    }
+    answer = server.http.put(f"/v1/configs/{slug}", json={"config": moved})
+    errors = assert_failure(answer, 400)["errors"]
+    assert [error.split(",", 3)[:3] for error in errors] == [
+        ["path: targets", "0", "api_key"],
+        ["path: targets", "2", "api_key"],
+    ]
+    stored = server.state.resolver.resolve(slug)
+    assert stored is not None and stored == FALLBACK  # nothing changed

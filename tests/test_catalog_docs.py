@@ -56,7 +56,7 @@ def server(tmp_path: Path) -> Iterator[CatalogServer]:
 
 
 def test_every_configs_doc_block_runs_and_prints_what_it_says(server: CatalogServer, tmp_path: Path) -> None:
-    assert len(python_blocks(ROOT / "docs" / "configs.md")) == 6
+    assert len(python_blocks(ROOT / "docs" / "configs.md")) == 7
     output, namespace = run_doc("configs.md", server, tmp_path)
     lines = output.splitlines()
     assert re.fullmatch(r"pc-support-fallback-[0-9a-z]{6}", lines[0])
@@ -65,7 +65,16 @@ def test_every_configs_doc_block_runs_and_prints_what_it_says(server: CatalogSer
     status, body = lines[3].split(" ", 1)
     (documented,) = json_blocks(ROOT / "docs" / "configs.md")
     assert status == "400" and ast.literal_eval(body) == json.loads(documented)  # printed as a dict
-    assert lines[4] == "{'retry': {'attempts': 3}}"
+    shown = '{"provider":"openai","api_key":"[REDACTED]","override_params":{"model":"gpt-4o"}}'
+    assert lines[4] == shown
+    assert lines[5] == "{'retry': {'attempts': 3}}"
+    # the credential was kept through the read-modify-write, and is what the gateway routes with
+    keyed = server.state.resolver.resolve(str(namespace["keyed"].slug))
+    assert keyed == {
+        "provider": "openai",
+        "api_key": "sk-docs-0123456789abcdef",
+        "override_params": {"model": "gpt-4o-mini"},
+    }
     slug = str(namespace["slug"])
     versions = server.http.get(f"/v1/configs/{slug}/versions").json()["data"]
     assert [v["version"] for v in versions] == [3, 2, 1]
@@ -89,12 +98,12 @@ def test_every_prompts_doc_block_runs_and_prints_what_it_says(server: CatalogSer
         "Always answer in French.",
     ]
     messages = namespace["messages"]
-    assert [(m.role.value, m.content) for m in messages] == [  # type: ignore[attr-defined]
+    assert [(m.role.value, m.content) for m in messages] == [
         ("system", "You're a helpful assistant."),
         ("user", "Who directed Dune 2?"),
     ]
     (documented,) = json_blocks(ROOT / "docs" / "prompts.md")
     created = namespace["created"]
-    slug = created.slug  # type: ignore[attr-defined]
+    slug = created.slug
     missing = server.http.post(f"/v1/prompts/{slug}@1/render", json={"variables": {}})
     assert missing.status_code == 400 and missing.json() == json.loads(documented)

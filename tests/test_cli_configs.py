@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from wayport.cli import cli
+from wayport.cli import _with_configs, cli
+from wayport.settings import Settings
 
 
 @pytest.fixture
@@ -34,6 +35,25 @@ def test_apply_list_show(env: Path) -> None:
     assert "support-bot" in listed.output and "2" in listed.output
     shown = runner.invoke(cli, ["configs", "show", "support-bot"])
     assert json.loads(shown.output)["override_params"] == {"model": "gpt-4o"}
+
+
+def test_show_hides_credentials_and_apply_of_its_output_keeps_them(env: Path) -> None:
+    file = env / "support-bot.json"
+    file.write_text(
+        json.dumps({"provider": "openai", "api_key": "sk-kept-1", "override_params": {"model": "a"}})
+    )
+    runner = CliRunner()
+    assert runner.invoke(cli, ["configs", "apply", str(file)]).exit_code == 0
+    shown = runner.invoke(cli, ["configs", "show", "support-bot"]).output
+    assert "sk-kept-1" not in shown and json.loads(shown)["api_key"] == "[REDACTED]"
+    file.write_text(shown.replace('"a"', '"b"'))  # kept in git without the key, then edited
+    assert "saved as version 2" in runner.invoke(cli, ["configs", "apply", str(file)]).output
+    saved = _with_configs(Settings.load(), lambda configs: configs.get("support-bot"))
+    assert saved is not None and saved.config == {
+        "provider": "openai",
+        "api_key": "sk-kept-1",
+        "override_params": {"model": "b"},
+    }
 
 
 def test_an_invalid_config_is_refused_naming_the_field(env: Path) -> None:

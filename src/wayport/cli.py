@@ -19,6 +19,7 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wayport.catalog import CatalogError, ConfigRepository
+from wayport.catalog.config_secrets import redact
 from wayport.cli_keys import keys_cli, workspaces_cli
 from wayport.cli_vkeys import vkeys_app
 from wayport.control.export import ExportFormat, write_export
@@ -167,11 +168,11 @@ def configs_list() -> None:
 
 @configs_cli.command("show")
 def configs_show(slug: str) -> None:
-    """One saved config as JSON."""
+    """One saved config as JSON, its credentials shown as [REDACTED] (apply keeps them)."""
     saved = _with_configs(_settings(), lambda configs: configs.get(slug))
     if saved is None:
         _fail(f"no saved config '{slug}'; `wayport configs list` shows them")
-    typer.echo(json.dumps(saved.config, indent=2))
+    typer.echo(json.dumps(redact(saved.config), indent=2))
 
 
 @configs_cli.command("apply")

@@ -20,6 +20,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from wayport.catalog.config_secrets import restore
 from wayport.catalog.db import bump_version, writing
 from wayport.catalog.errors import Conflict, InvalidInput, NotFound
 from wayport.catalog.ids import new_id, new_slug, utcnow
@@ -97,10 +98,11 @@ class ConfigRepository:
         self._engine = engine
         self._parser = ConfigParser(check_provider, check_host, cache_size=1)
 
-    def validate(self, value: Any) -> dict[str, Any]:
+    def validate(self, value: Any, current: dict[str, Any] | None = None) -> dict[str, Any]:
         """``value`` (object or JSON text) as a config the gateway accepts; ``InvalidInput`` naming
-        every bad path otherwise."""
-        config = parse_config(value)
+        every bad path otherwise. A ``[REDACTED]`` credential takes the one ``current`` (the
+        version it replaces) holds at that place (``wayport.catalog.config_secrets``)."""
+        config = restore(parse_config(value), current)
         try:
             self._parser.parse(config)
         except ConfigError as exc:
@@ -162,8 +164,8 @@ class ConfigRepository:
         """Make ``slug`` hold ``config`` (for ``wayport configs apply FILE``): creates it, or adds a
         version when the content differs (an archived config is restored). Returns the config and
         whether anything changed."""
-        content = self.validate(config)
         current = await self.get(slug)
+        content = self.validate(config, current.config if current is not None else None)
         if current is None:
             return await self.create(name, content, workspace_id=workspace_id, slug=slug), True
         if current.config == content and current.name == name and current.status == ACTIVE:
@@ -203,7 +205,10 @@ class ConfigRepository:
         description: str | None = None,
     ) -> SavedConfig:
         """Change a config; a new ``config`` adds a version (the others change the config in place)."""
-        content = self.validate(config) if config is not None else None
+        content = None
+        if config is not None:
+            current = await self.get(slug)
+            content = self.validate(config, current.config if current is not None else None)
         if status is not None and status not in STATUSES:
             raise InvalidInput(
                 "Invalid request body", [f"path: status, message: must be one of: {', '.join(STATUSES)}"]

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
+from wayport.catalog.config_secrets import redact
 from wayport.catalog.configs import ConfigVersion, SavedConfig
 from wayport.catalog.errors import CatalogJSONResponse, CatalogRoute, InvalidInput, NotFound
 from wayport.catalog.ids import iso
@@ -53,7 +54,7 @@ def config_object(saved: SavedConfig) -> dict[str, Any]:
     return {
         "id": saved.id,
         "organisation_id": None,
-        "config": orjson.dumps(saved.config).decode(),
+        "config": orjson.dumps(redact(saved.config)).decode(),
         "name": saved.name,
         "workspace_id": saved.workspace_id,
         "slug": saved.slug,
@@ -82,7 +83,7 @@ def _version_item(slug: str, version: ConfigVersion) -> dict[str, Any]:
         "config_id": version.config_id,
         "slug": slug,
         "version": version.version,
-        "config": orjson.dumps(version.config).decode(),
+        "config": orjson.dumps(redact(version.config)).decode(),
         "description": version.description,
         "created_at": iso(version.created_at),
         "object": "config_version",

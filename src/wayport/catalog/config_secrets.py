@@ -1,0 +1,86 @@
+"""Credentials in saved configs: kept in the store for the gateway, never shown.
+
+What ``/v1/configs`` answers (and so what the console shows) has ``[REDACTED]`` wherever a config
+node holds a credential: a provider ``api_key``, AWS keys, a service account, an Azure token or
+client secret, in either spelling (``api_key``, ``apiKey``). A config written back with
+``[REDACTED]`` in such a place keeps the credential the current version has there, so the console's
+edit form and an SDK's read-modify-write work without ever holding the key. The node must be the
+same one: same position in ``targets`` and same ``provider``; otherwise the write is refused.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from wayport.catalog.errors import InvalidInput
+from wayport.security.virtual_keys import SECRET_NAMES
+
+__all__ = ["HIDDEN", "redact", "restore"]
+
+HIDDEN = "[REDACTED]"
+_UPPER = re.compile(r"(?<!^)(?=[A-Z])")
+
+Path = tuple[int, ...]  # the indexes into ``targets`` that lead to a node; () is the root
+
+
+def redact(config: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``config`` with each node's credentials replaced by ``[REDACTED]``."""
+    copy = {key: HIDDEN if _is_secret(key) and value is not None else value for key, value in config.items()}
+    targets = config.get("targets")
+    if isinstance(targets, list):
+        copy["targets"] = [redact(target) if isinstance(target, dict) else target for target in targets]
+    return copy
+
+
+def restore(config: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
+    """``config`` with each ``[REDACTED]`` credential replaced, in place, by the one ``current``
+    holds at that node; ``InvalidInput`` naming every place where there is none to keep."""
+    previous = dict(_nodes(current)) if current is not None else {}
+    errors = []
+    for path, node in _nodes(config):
+        for key, value in node.items():
+            if value != HIDDEN or not _is_secret(key):
+                continue
+            kept = _credential(previous.get(path), key, node.get("provider"))
+            if kept is None:
+                where = ",".join([part for index in path for part in ("targets", str(index))] + [key])
+                errors.append(
+                    f"path: {where}, message: {HIDDEN} stands for the credential stored here, and there is "
+                    "none (a new config, a new target or another provider): send the credential itself"
+                )
+            else:
+                node[key] = kept
+    if errors:
+        raise InvalidInput("Invalid config passed. A redacted credential cannot be kept", errors)
+    return config
+
+
+def _nodes(config: dict[str, Any], path: Path = ()) -> Iterator[tuple[Path, dict[str, Any]]]:
+    yield path, config
+    targets = config.get("targets")
+    if isinstance(targets, list):
+        for index, target in enumerate(targets):
+            if isinstance(target, dict):
+                yield from _nodes(target, (*path, index))
+
+
+def _credential(node: dict[str, Any] | None, key: str, provider: Any) -> Any:
+    """The credential ``node`` holds under ``key``'s name (either spelling), when it is the same
+    provider's node."""
+    if node is None or node.get("provider") != provider:
+        return None
+    name = _snake(key)
+    for other, value in node.items():
+        if _snake(other) == name and value is not None and value != HIDDEN:
+            return value
+    return None
+
+
+def _is_secret(key: str) -> bool:
+    return _snake(key) in SECRET_NAMES
+
+
+def _snake(key: str) -> str:
+    return _UPPER.sub("_", key).lower()
