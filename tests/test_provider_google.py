@@ -8,6 +8,7 @@ at the end, with hypothesis where it fits.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -630,6 +631,24 @@ def test_rate_limit_keeps_the_retry_delay(google_gateway: GatewayServer, gemini:
     assert error_message(raised.value) == "google error: Resource has been exhausted. (retry after 36s)"
     assert raised.value.type == "RESOURCE_EXHAUSTED"
     assert raised.value.code == 429
+    # Google says when in the body only: the headers clients and retry policies read say it too
+    headers = raised.value.response.headers
+    assert (headers["retry-after-ms"], headers["retry-after"]) == ("36000", "36")
+
+
+def test_a_retry_policy_waits_for_googles_retry_delay(
+    google_gateway: GatewayServer, gemini: GeminiEmulator
+) -> None:
+    body = status_error(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted.", [retry_info("0.6s")])
+    gemini.inject(Fault(status=429, json=body))
+    retrying = {**CONFIG, "retry": {"attempts": 1, "use_retry_after_headers": True}}
+    started = time.monotonic()
+    answer = client(google_gateway, config=retrying).chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
+    )
+    waited = time.monotonic() - started
+    assert answer.choices[0].message.content and len(gemini.requests) == 2
+    assert waited >= 0.6  # not the test gateway's backoff of at most 0.05 s
 
 
 def test_schema_rejected_upstream_reports_the_field(

@@ -21,7 +21,7 @@ from llama_index.llms.openai import OpenAI
 
 from tests.conftest import GatewayServer
 from tests.emulators.anthropic import error as anthropic_error_body
-from tests.emulators.gemini import ACCESS_TOKEN, SIGNATURE, GeminiEmulator, status_error
+from tests.emulators.gemini import ACCESS_TOKEN, SIGNATURE, GeminiEmulator, retry_info, status_error
 from tests.emulators.openai import embed
 from tests.emulators.server import Fault, Recorded
 from tests.test_provider_google import error_message, sse_payloads
@@ -384,16 +384,18 @@ def test_claude_errors_keep_anthropics_type(vertex_gateway: GatewayServer, verte
 def test_google_shaped_quota_error_on_a_claude_model(
     vertex_gateway: GatewayServer, vertex: GeminiEmulator
 ) -> None:
-    vertex.inject(
-        Fault(status=429, json=status_error(429, "RESOURCE_EXHAUSTED", "Quota exceeded for aiplatform."))
-    )
+    quota = status_error(429, "RESOURCE_EXHAUSTED", "Quota exceeded for aiplatform.", [retry_info("2.5s")])
+    vertex.inject(Fault(status=429, json=quota))
     with pytest.raises(openai.RateLimitError) as raised:
         client(vertex_gateway, CLAUDE).chat.completions.create(
             model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
         )
 
     assert raised.value.type == "RESOURCE_EXHAUSTED"
-    assert error_message(raised.value) == "vertex-ai error: Quota exceeded for aiplatform."
+    assert error_message(raised.value) == "vertex-ai error: Quota exceeded for aiplatform. (retry after 2.5s)"
+    # the delay from the body, as the headers clients and retry policies read
+    headers = raised.value.response.headers
+    assert (headers["retry-after-ms"], headers["retry-after"]) == ("2500", "3")
 
 
 def test_settings_from_headers(vertex_gateway: GatewayServer, vertex: GeminiEmulator) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -38,7 +39,7 @@ from wayport.gateway.reply import (
     send_body,
     upstream_headers,
 )
-from wayport.gateway.retry import RetryRunner
+from wayport.gateway.retry import RetryRunner, retry_after_ms
 from wayport.gateway.router import RouteInput, Router
 from wayport.gateway.streaming import (
     PushRelay,
@@ -53,7 +54,15 @@ from wayport.gateway.upstream import UpstreamClient
 from wayport.http_server import CLIENT_CHANNEL, ClientChannel
 from wayport.observability.recorder import RequestRecorder
 from wayport.providers import ProviderRegistry
-from wayport.providers.base import Endpoint, FanOut, ProviderAdapter, Secret, Target, UpstreamRequest
+from wayport.providers.base import (
+    Endpoint,
+    FanOut,
+    ProviderAdapter,
+    RetryHints,
+    Secret,
+    Target,
+    UpstreamRequest,
+)
 from wayport.providers.openai_shapes import wants_usage
 from wayport.security.auth import Authenticator
 from wayport.security.enforcement import Enforcer
@@ -659,6 +668,11 @@ class Gateway:
                     adapter, lambda: adapter.translate_response(ex.endpoint, body, ex.params, ex.strict)
                 ),
             )
+        if status == 429 and isinstance(adapter, RetryHints) and retry_after_ms(headers) is None:
+            seconds = adapter.retry_after_s(body)
+            if seconds is not None:  # for the retry policy and for clients (the SDKs honour both)
+                headers.append((b"retry-after-ms", str(round(seconds * 1000)).encode()))
+                headers.append((b"retry-after", str(math.ceil(seconds)).encode()))
         return Reply(status, headers, adapter.translate_error(status, body, response.headers))
 
     def _stream_reply(

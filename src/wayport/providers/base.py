@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
@@ -131,6 +131,15 @@ class ProviderAdapter(Protocol):
     def translate_error(self, status: int, body: bytes, headers: Mapping[str, str]) -> bytes:
         """Translate an upstream error body to the OpenAI error shape with the ``provider`` field.
         ``headers`` are the upstream response headers (lower-case names)."""
+        ...
+
+
+@runtime_checkable
+class RetryHints(Protocol):
+    """An adapter whose provider says when to retry in the body of a 429 instead of a header."""
+
+    def retry_after_s(self, body: bytes) -> float | None:
+        """Seconds to wait before retrying, from a 429's body; ``None`` when it says nothing."""
         ...
 
 

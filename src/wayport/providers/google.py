@@ -23,6 +23,7 @@ from wayport.providers.gemini_response import (
     embeddings_list,
     generate_content_to_openai,
     google_error,
+    retry_after_seconds,
 )
 from wayport.providers.gemini_stream import GeminiStreamTranslator
 
@@ -102,6 +103,9 @@ class GoogleAdapter:
         self, endpoint: Endpoint, params: Mapping[str, Any], strict: bool
     ) -> StreamTranslator | None:
         return GeminiStreamTranslator(params, provider=self.name, strict=strict)
+
+    def retry_after_s(self, body: bytes) -> float | None:
+        return retry_after_seconds(body)  # Google puts RetryInfo in the body, never a retry-after header
 
     def translate_error(self, status: int, body: bytes, headers: Mapping[str, str]) -> bytes:
         return google_error(self.name, body)

@@ -33,6 +33,7 @@ from wayport.providers.gemini_response import (
     embeddings_list,
     generate_content_to_openai,
     google_error,
+    retry_after_seconds,
 )
 from wayport.providers.gemini_stream import GeminiStreamTranslator
 from wayport.providers.google import DEFAULT_MODEL, chat_method
@@ -168,6 +169,9 @@ class VertexAIAdapter:
         if publisher_and_model(params)[0] == "anthropic":
             return AnthropicStreamTranslator(params, provider=self.name, strict=strict)
         return GeminiStreamTranslator(params, provider=self.name, strict=strict)
+
+    def retry_after_s(self, body: bytes) -> float | None:
+        return retry_after_seconds(body)  # Google puts RetryInfo in the body, never a retry-after header
 
     def translate_error(self, status: int, body: bytes, headers: Mapping[str, str]) -> bytes:
         # Claude models answer Anthropic-shaped errors; quota and auth errors are Google-shaped.
