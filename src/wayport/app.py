@@ -6,6 +6,7 @@ import asyncio
 import gc
 import json
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -42,6 +43,7 @@ from wayport.gateway.reply import JSON, Receive, Scope, Send, send_body
 from wayport.gateway.retry import RetryRunner
 from wayport.gateway.upstream import UpstreamClient
 from wayport.observability.metrics import CONTENT_TYPE, Metrics
+from wayport.observability.metrics_share import MetricsShare
 from wayport.observability.pricing import PriceOverride, Pricer
 from wayport.observability.record import BodyLogMode, LogRecord
 from wayport.observability.recorder import BodyPolicy, RequestRecorder
@@ -132,6 +134,8 @@ class WayportApp:
         )
         self.engine: AsyncEngine | None = None
         self.writer: LogWriter | None = None
+        # with `wayport serve --workers N`, what /metrics sums of the other workers
+        self.metrics_share: MetricsShare | None = None
         # set at start-up when auth is on: checks keys on the control plane (the data plane's
         # authenticator is the same object)
         self.key_auth: KeyAuthenticator | None = None
@@ -277,6 +281,21 @@ class WayportApp:
         )
         await self.writer.start()
         self.recorder.writer = self.writer if settings.log_requests else None
+        share = None
+        if settings.workers > 1:  # the workers of one `wayport serve` share a directory
+            writer = self.writer
+            self.metrics_share = MetricsShare(
+                settings.data_dir / "metrics" / str(os.getppid()),
+                self._metrics_text,
+                lambda: (
+                    self.metrics.observed,
+                    writer.queued,
+                    writer.written,
+                    writer.dropped,
+                    writer.spooled,
+                ),
+            )
+            share = asyncio.create_task(self.metrics_share.run(), name="wayport-metrics-share")
         self.recorder.pricer.warm()
         await self.upstream.start()
         retention = (
@@ -296,7 +315,7 @@ class WayportApp:
         try:
             yield
         finally:
-            for task in (retention, changes, sync, keys_task, vk_task):
+            for task in (retention, changes, sync, keys_task, vk_task, share):
                 if task is not None:
                     task.cancel()
             if probe is not None:
@@ -548,6 +567,12 @@ class WayportApp:
         return await cache.delete_namespace(namespace) if namespace else await cache.clear()
 
     async def _metrics(self, request: Request) -> Response:
+        text = self._metrics_text()
+        if self.metrics_share is not None:
+            text = self.metrics_share.scrape(text)
+        return Response(text, media_type=CONTENT_TYPE)
+
+    def _metrics_text(self) -> bytes:
         writer = self.writer
         stats = None
         if writer is not None:
@@ -557,7 +582,7 @@ class WayportApp:
                 "written": writer.written,
                 "spooled": writer.spooled,
             }
-        return Response(self.metrics.render(stats), media_type=CONTENT_TYPE)
+        return self.metrics.render(stats)
 
     async def _root(self, request: Request) -> Response:
         return PlainTextResponse("Wayport gateway is running. Send OpenAI-shaped requests to /v1.")

@@ -26,6 +26,7 @@ from wayport.control.export import ExportFormat, write_export
 from wayport.control.local_store import StoreUnavailable, describe_store, is_head, open_store, upgrade_store
 from wayport.control.tail import LogTail, log_rows, parse_moment
 from wayport.http_server import server_options
+from wayport.observability.metrics_share import fresh_run_directory
 from wayport.providers import ProviderRegistry
 from wayport.security.bootstrap import bootstrap_admin_key
 from wayport.security.ssrf import HostPolicy
@@ -98,6 +99,8 @@ def serve(
         typer.echo(f"    {token}")
         typer.echo("Send it as the x-portkey-api-key header; `wayport keys create` makes more.")
     typer.echo(f"Wayport listening on http://{settings.host}:{settings.port} (data in {settings.data_dir})")
+    if settings.workers > 1:  # where the workers share their metrics for /metrics
+        fresh_run_directory(settings.data_dir / "metrics", os.getpid())
     uvicorn.run(
         "wayport.app:create_app",
         factory=True,

@@ -26,6 +26,7 @@ OPERATIONS = {"chatComplete": "chat", "complete": "text_completion", "embed": "e
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self.observed = 0  # records observed: whether the metrics changed since a look
         labels = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model")
         r = self.registry
         self.requests = Counter(
@@ -81,6 +82,7 @@ class Metrics:
         )
 
     def observe(self, record: LogRecord) -> None:
+        self.observed += 1
         operation = OPERATIONS.get(record.endpoint, record.endpoint)
         provider = record.provider or "unknown"
         model = record.model_requested or record.model_served or "unknown"
