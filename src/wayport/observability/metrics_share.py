@@ -47,10 +47,10 @@ class MetricsShare:
         self._interval_s = interval_s
         self._own = directory / f"{worker or os.getpid()}.prom"
         self._written: Hashable = None
+        self._failing = False  # warned already
 
     async def run(self) -> None:
         """Write this worker's text whenever it changed, until cancelled (then once more)."""
-        self._directory.mkdir(parents=True, exist_ok=True)
         try:
             while True:
                 self.write()
@@ -63,12 +63,17 @@ class MetricsShare:
         if state == self._written:
             return
         try:
+            self._directory.mkdir(parents=True, exist_ok=True)
             temporary = self._own.with_suffix(".tmp")
             temporary.write_bytes(self._render())
             os.replace(temporary, self._own)
             self._written = state
         except OSError as exc:  # a full disk must not stop the worker; the scrape shows less
-            log.warning("could not share this worker's metrics in %s: %s", self._directory, exc)
+            if not self._failing:
+                log.warning("could not share this worker's metrics in %s: %s", self._directory, exc)
+            self._failing = True
+        else:
+            self._failing = False
 
     def scrape(self, own: bytes) -> bytes:
         """``own`` (this worker's live text) summed with the other workers' last texts."""
