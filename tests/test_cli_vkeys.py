@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import getpass
 import secrets
 from pathlib import Path
 
@@ -11,6 +13,9 @@ from typer.testing import CliRunner
 
 from wayport.cli import cli
 from wayport.cli_vkeys import vkeys_app
+from wayport.control.local_store import open_store
+from wayport.security.audit import AuditEntry, AuditLog
+from wayport.settings import Settings
 
 SECRET = "sk-cli-secret-0123456789abcdef"
 
@@ -64,3 +69,47 @@ def test_rotate_master_moves_every_secret_to_the_new_key(env: Path, monkeypatch:
     assert "re-encrypted 2 secrets" in rotated.output
     monkeypatch.delenv("WAYPORT_MASTER_KEY_PREVIOUS")
     assert "re-encrypted 0 secrets" in runner.invoke(vkeys_app, ["rotate-master"]).output
+
+
+def test_every_change_made_from_the_shell_is_in_the_audit_log(env: Path) -> None:
+    runner = CliRunner()
+
+    def ok(*args: str, stdin: str | None = None) -> str:
+        result = runner.invoke(cli, list(args), input=stdin)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    ok("workspaces", "create", "search-team")
+    created = ok("keys", "create", "ci", "--role", "member", "--workspace", "search-team")
+    key_id = created.split(" key ", 1)[1].split(" ", 1)[0]
+    slug = ok("vkeys", "add", "audited", "--provider", "openai", "--key-stdin", stdin=SECRET + "\n").strip()
+    ok("vkeys", "rotate", slug, "--key", SECRET + "-2")
+    ok("vkeys", "rotate-master")
+    config = env / "support-bot.json"
+    config.write_text('{"provider": "openai", "api_key": "' + SECRET + '"}')
+    ok("configs", "apply", str(config))
+    ok("keys", "revoke", key_id)
+    ok("workspaces", "create", "search-team")  # exists already: nothing changed, nothing recorded
+
+    async def entries() -> list[AuditEntry]:
+        engine = await open_store(Settings.load())
+        try:
+            return await AuditLog(engine).list()
+        finally:
+            await engine.dispose()
+
+    log = list(reversed(asyncio.run(entries())))
+    assert [(e.path, e.action, e.resource_type, e.resource_id) for e in log] == [
+        ("wayport workspaces create", "create", "workspaces", "search-team"),
+        ("wayport keys create", "create", "api-keys", key_id),
+        ("wayport vkeys add", "create", "virtual-keys", slug),
+        ("wayport vkeys rotate", "rotate", "virtual-keys", slug),
+        ("wayport vkeys rotate-master", "rotate-master", "vault", log[4].resource_id),
+        ("wayport configs apply", "create", "configs", "support-bot"),
+        ("wayport keys revoke", "revoke", "api-keys", key_id),
+    ]
+    assert {(e.method, e.actor, e.status) for e in log} == {("CLI", f"cli:{getpass.getuser()}", 200)}
+    assert [e.workspace_id for e in log][1:4] == ["search-team", "default", "default"]
+    assert log[6].after["revoked_at"] is not None
+    dumped = repr([e.public() for e in log])
+    assert SECRET not in dumped and "sk-cli" not in dumped

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wayport.catalog import CatalogError, ConfigRepository
 from wayport.catalog.config_secrets import redact
+from wayport.catalog.configs import SavedConfig
 from wayport.cli_keys import keys_cli, workspaces_cli
 from wayport.cli_vkeys import vkeys_app
 from wayport.control.export import ExportFormat, write_export
@@ -28,6 +29,7 @@ from wayport.control.tail import LogTail, log_rows, parse_moment
 from wayport.http_server import server_options
 from wayport.observability.metrics_share import fresh_run_directory
 from wayport.providers import ProviderRegistry
+from wayport.security.audit import AuditLog
 from wayport.security.bootstrap import bootstrap_admin_key
 from wayport.security.ssrf import HostPolicy
 from wayport.security.vault import Vault, VaultError
@@ -191,8 +193,22 @@ def configs_apply(
     except (OSError, ValueError) as exc:
         _fail(f"cannot read {file}: {exc}")
     key = slug or file.stem
+
+    async def apply(configs: ConfigRepository) -> tuple[SavedConfig, bool]:
+        saved, changed = await configs.apply(key, name or key, config)
+        if changed:
+            await AuditLog(configs.engine).record_command(
+                "wayport configs apply",
+                "create" if saved.version == 1 else "update",
+                "configs",
+                saved.slug,
+                workspace_id=saved.workspace_id,
+                after={"slug": saved.slug, "name": saved.name, "version": saved.version},
+            )
+        return saved, changed
+
     try:
-        saved, changed = _with_configs(settings, lambda configs: configs.apply(key, name or key, config))
+        saved, changed = _with_configs(settings, apply)
     except CatalogError as exc:
         _fail("; ".join([exc.message, *exc.errors]))
     verb = "saved as version" if changed else "unchanged at version"

@@ -13,6 +13,7 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wayport.control.local_store import StoreUnavailable, open_store
+from wayport.security.audit import AuditLog
 from wayport.security.keys import KeyError_, KeyStore
 from wayport.security.roles import ORG_ROLES, ScopeError, parse_role
 from wayport.security.vault import Vault, VaultError
@@ -91,6 +92,9 @@ def keys_create(
             )
         except ScopeError as exc:
             raise typer.BadParameter(str(exc), param_hint="--scope") from None
+        await AuditLog(engine).record_command(
+            "wayport keys create", "create", "api-keys", key.id, workspace_id=workspace_id, after=key.public()
+        )
         typer.echo(f"created {parsed} key {key.id} ({key.prefix}...) in {workspace_id or 'the organisation'}")
         return token
 
@@ -135,6 +139,14 @@ def keys_revoke(
             key = await (await _keys(engine, settings)).revoke(key_id)
         except KeyError_:
             _fail(f"no key '{key_id}'; `wayport keys list` shows them")
+        await AuditLog(engine).record_command(
+            "wayport keys revoke",
+            "revoke",
+            "api-keys",
+            key.id,
+            workspace_id=key.workspace_id,
+            after=key.public(),
+        )
         typer.echo(f"revoked {key.name} ({key.prefix}...)")
 
     _run(work)
@@ -152,6 +164,10 @@ def workspaces_create(
             workspace, created = await WorkspaceStore(engine).create(workspace_id, name)
         except WorkspaceError as exc:
             _fail(str(exc), code=2)
+        if created:
+            await AuditLog(engine).record_command(
+                "wayport workspaces create", "create", "workspaces", workspace.id, after=workspace.public()
+            )
         typer.echo(
             f"{'created' if created else 'exists already:'} workspace {workspace.id} ({workspace.name})"
         )

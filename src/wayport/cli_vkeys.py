@@ -18,8 +18,9 @@ from rich.table import Table
 from wayport.control.errors import FieldError
 from wayport.control.local_store import StoreUnavailable, open_store
 from wayport.providers import ProviderRegistry
+from wayport.security.audit import AuditLog
 from wayport.security.vault import Vault, VaultError
-from wayport.security.virtual_keys import SlugTaken, UnknownVirtualKey, VirtualKeyStore
+from wayport.security.virtual_keys import SlugTaken, UnknownVirtualKey, VirtualKey, VirtualKeyStore
 from wayport.settings import Settings, SettingsError
 
 __all__ = ["vkeys_app"]
@@ -127,8 +128,9 @@ def vkeys_add(
         "vertex_region": vertex_region,
     }
     settings = {name: value for name, value in options.items() if value is not None}
-    created = _with_store(
-        lambda store: store.create(
+
+    async def add(store: VirtualKeyStore) -> VirtualKey:
+        created = await store.create(
             name,
             provider,
             secret,
@@ -137,8 +139,17 @@ def vkeys_add(
             workspace_id=workspace or "default",
             slug=slug,
         )
-    )
-    typer.echo(created.slug)
+        await AuditLog(store.engine).record_command(
+            "wayport vkeys add",
+            "create",
+            "virtual-keys",
+            created.slug,
+            workspace_id=created.workspace_id,
+            after=created.public(),
+        )
+        return created
+
+    typer.echo(_with_store(add).slug)
 
 
 @vkeys_app.command("list")
@@ -179,7 +190,16 @@ def vkeys_rotate(
         secret = _credentials(current.provider, value, aws_access_key_id, aws_session_token)
         if not secret:
             raise FieldError("--key", "give the new key with --key or --key-stdin")
-        return (await store.update(slug, secret=secret)).slug
+        rotated = await store.update(slug, secret=secret)
+        await AuditLog(store.engine).record_command(
+            "wayport vkeys rotate",
+            "rotate",
+            "virtual-keys",
+            slug,
+            workspace_id=rotated.workspace_id,
+            after=rotated.public(),
+        )
+        return rotated.slug
 
     typer.echo(f"{_with_store(rotate)}: credential replaced")
 
@@ -192,7 +212,12 @@ def vkeys_rotate_master() -> None:
     """
 
     async def rotate(store: VirtualKeyStore) -> tuple[int, str]:
-        return await store.vault.rotate(store.engine), store.vault.key_id
+        count = await store.vault.rotate(store.engine)
+        after = {"master_key_id": store.vault.key_id, "secrets_re_encrypted": count}
+        await AuditLog(store.engine).record_command(
+            "wayport vkeys rotate-master", "rotate-master", "vault", store.vault.key_id, after=after
+        )
+        return count, store.vault.key_id
 
     count, key_id = _with_store(rotate)
     typer.echo(f"re-encrypted {count} secrets under master key {key_id}")

@@ -98,6 +98,10 @@ class ConfigRepository:
         self._engine = engine
         self._parser = ConfigParser(check_provider, check_host, cache_size=1)
 
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
     def validate(self, value: Any, current: dict[str, Any] | None = None) -> dict[str, Any]:
         """``value`` (object or JSON text) as a config the gateway accepts; ``InvalidInput`` naming
         every bad path otherwise. A ``[REDACTED]`` credential takes the one ``current`` (the

@@ -3,13 +3,17 @@
 The gateway records each control-plane request that changes something (POST, PUT, PATCH, DELETE):
 who (key id and name), when, from where (client address), what (method, path, resource, status).
 Routers that know the object's state before and after a change say so with :func:`note_change`;
-for the others the (scrubbed) request body is kept as ``after``. Secrets never enter: every value
-goes through the log scrubber, and routers pass objects without their secrets.
+for the others the (scrubbed) request body is kept as ``after``. Changes made from the shell
+(``wayport keys``, ``workspaces``, ``vkeys``, ``configs apply``) are recorded too, by
+:meth:`AuditLog.record_command`. Secrets never enter: every value goes through the log scrubber,
+and callers pass objects without their secrets.
 """
 
 from __future__ import annotations
 
 import builtins
+import getpass
+import os
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -128,6 +132,40 @@ class AuditLog:
             "before": scrub(note.get("before")),
             "after": scrub(after),
         }
+        await self._append(values)
+
+    async def record_command(
+        self,
+        command: str,
+        action: str,
+        resource_type: str,
+        resource_id: str | None,
+        *,
+        workspace_id: str | None = None,
+        before: Any = None,
+        after: Any = None,
+    ) -> None:
+        """Append the entry of a change made from the shell (``wayport keys create``, ...): the actor
+        is ``cli:<user>``, the method ``CLI`` and the path the command."""
+        values = {
+            "id": new_id(),
+            "created_at": utcnow(),
+            "actor_key_id": None,
+            "actor": f"cli:{_shell_user()}",
+            "workspace_id": workspace_id,
+            "action": action,
+            "resource_type": resource_type,
+            "resource_id": resource_id,
+            "method": "CLI",
+            "path": command[:1024],
+            "status": 200,
+            "client_ip": None,
+            "before": scrub(before),
+            "after": scrub(after),
+        }
+        await self._append(values)
+
+    async def _append(self, values: dict[str, Any]) -> None:
         async with self._engine.begin() as connection:
             await connection.execute(insert(_AUDIT).values(**values))
 
@@ -160,3 +198,10 @@ def _body_text(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
         return body[:4096].decode("utf-8", "replace")
+
+
+def _shell_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no user name for this uid (a container)
+        return str(os.getuid())
