@@ -46,15 +46,8 @@ FALLBACK = {
 SIMPLE = {"virtual_key": "openai-prod", "override_params": {"model": "gpt-4o-mini"}}
 # FALLBACK as the API shows it: credentials never leave the store
 FALLBACK_SHOWN = {
-    "strategy": {"mode": "fallback"},
-    "targets": [
-        {"provider": "openai", "api_key": "[REDACTED]", "override_params": {"model": "gpt-4o"}},
-        {
-            "provider": "anthropic",
-            "api_key": "[REDACTED]",
-            "override_params": {"model": "claude-3-5-sonnet"},
-        },
-    ],
+    **FALLBACK,
+    "targets": [{**target, "api_key": "[REDACTED]"} for target in FALLBACK["targets"]],
 }
 
 
