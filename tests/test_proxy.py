@@ -124,6 +124,7 @@ def test_a_proxy_url_wayport_cannot_use_is_refused_with_the_reason(url: str, mes
         ("example.com", "api.example.com", 443, True),
         (".example.com", "example.com", 443, True),
         (".example.com", "API.Example.COM", 443, True),
+        ("*.example.com", "api.example.com", 443, True),
         ("example.com", "badexample.com", 443, False),
         ("example.com:8443", "api.example.com", 443, False),
         ("example.com:8443", "api.example.com", 8443, True),

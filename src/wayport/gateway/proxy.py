@@ -67,8 +67,9 @@ class Proxy:
 
 @dataclass(frozen=True, slots=True)
 class NoProxy:
-    """The ``no_proxy`` list: ``*``, host names (``example.com`` and ``.example.com`` both cover
-    ``example.com`` and its subdomains), IP addresses and CIDR blocks, each optionally ``:port``."""
+    """The ``no_proxy`` list: ``*``, host names (``example.com``, ``.example.com`` and
+    ``*.example.com`` all cover ``example.com`` and its subdomains), IP addresses and CIDR blocks,
+    each optionally ``:port``."""
 
     everything: bool = False
     names: tuple[tuple[str, int | None], ...] = ()
@@ -88,7 +89,7 @@ class NoProxy:
             try:
                 networks.append((ipaddress.ip_network(host, strict=False), port))
             except ValueError:
-                names.append((host.lstrip(".").rstrip("."), port))
+                names.append((host.removeprefix("*").lstrip(".").rstrip("."), port))
         return cls(False, tuple(names), tuple(networks))
 
     def covers(self, host: str, port: int) -> bool:
