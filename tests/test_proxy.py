@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import logging
 import ssl
 import threading
 from collections.abc import Iterator
@@ -273,8 +274,9 @@ async def test_a_guarded_client_tunnels_to_the_address_it_checked_and_no_proxy_g
 
 
 def test_the_gateway_reaches_its_provider_through_the_proxy(
-    openai_emulator: OpenAIEmulator, tmp_path: Path
+    openai_emulator: OpenAIEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="wayport")
     emulator_port = int(openai_emulator.base_url.rsplit(":", 1)[1].split("/")[0])
     with ConnectProxy(("127.0.0.1", emulator_port)) as proxy:
         settings = emulator_settings(openai_emulator, tmp_path)
@@ -296,5 +298,7 @@ def test_the_gateway_reaches_its_provider_through_the_proxy(
         finally:
             server.stop()
     assert proxy.connects[0] == f"CONNECT {PROVIDER_HOST}:8080 HTTP/1.1"
+    said = f"http providers are reached through the proxy 127.0.0.1:{proxy.port} (no_proxy: none)"
+    assert said in caplog.messages
     last = openai_emulator.requests[-1].headers
     assert (last["Host"], last["Authorization"]) == (f"{PROVIDER_HOST}:8080", "Bearer sk-test")

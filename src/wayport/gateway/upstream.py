@@ -8,6 +8,7 @@ Redirects are never followed.
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlsplit
 
 from wayport.errors import BadRequest, ProviderError
@@ -16,6 +17,8 @@ from wayport.gateway.proxy import ProxyRoutes
 from wayport.providers.base import UpstreamRequest
 from wayport.security.ssrf import HostPolicy, UnsafeHostError
 from wayport.settings import Settings
+
+log = logging.getLogger("wayport")
 
 
 class UpstreamClient:
@@ -29,6 +32,10 @@ class UpstreamClient:
         settings = self._settings
         limit, connect_s = settings.upstream_pool_size, settings.connect_timeout_s
         proxies = ProxyRoutes.from_settings(settings.http_proxy, settings.https_proxy, settings.no_proxy)
+        for scheme, proxy in (("https", proxies.https), ("http", proxies.http)):
+            if proxy is not None:  # said once at start-up: a proxy set for other tools applies here too
+                log.info("%s providers are reached through the proxy %s (no_proxy: %s)", scheme, proxy.shown,
+                         settings.no_proxy or "none")  # fmt: skip
         self._plain = HTTPClient(limit=limit, connect_timeout_s=connect_s, proxies=proxies)
         self._guarded = HTTPClient(
             limit=limit, connect_timeout_s=connect_s, resolve=self._policy.addresses, proxies=proxies
