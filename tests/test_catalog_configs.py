@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,21 +16,27 @@ import requests
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from portkey_ai import Portkey
+from sqlalchemy import select, update
 
 from tests.test_catalog_harness import (
     KINDS,
+    VAULT_KEY,
     CatalogServer,
     QueryCounter,
     assert_failure,
+    check_provider,
     make_state,
     running_server,
     store_engine,
 )
 from wayport.catalog import CatalogState, Conflict, InvalidInput, NotFound
+from wayport.catalog.configs import ConfigRepository
+from wayport.catalog.db import writing
+from wayport.security.vault import Vault, VaultError
 from wayport.store import upgrade
 from wayport.store.changes import change_probe
 from wayport.store.migrate import current_revision, head_revision, include_object_for
-from wayport.store.schema import Base
+from wayport.store.schema import Base, ConfigVersionRow
 
 SLUG = re.compile(r"^pc-[a-z0-9-]+-[0-9a-z]{6}$")
 FALLBACK = {
@@ -530,3 +537,47 @@ def test_a_redacted_credential_with_nothing_to_keep_is_refused_naming_the_place(
     ]
     stored = server.state.resolver.resolve(slug)
     assert stored is not None and stored == FALLBACK  # nothing changed
+
+
+async def stored_versions(state: CatalogState) -> list[dict[str, Any]]:
+    """The configs of every version as they are in the store."""
+    async with state.configs.engine.connect() as connection:
+        return list((await connection.execute(select(ConfigVersionRow.config))).scalars())
+
+
+async def test_credentials_are_sealed_in_the_store(state: CatalogState) -> None:
+    saved = await state.configs.create("sealed", CREDENTIALS)
+    (stored,) = await stored_versions(state)
+    text = json.dumps(stored)
+    assert not any(secret in text for secret in SECRETS)
+    assert set(stored["targets"][0]["apiKey"]) == {"$sealed", "$key"}
+    assert stored["targets"][1]["aws_region"] == "us-east-1"  # settings stay as they are
+    assert saved.config == CREDENTIALS and (await state.configs.get(saved.slug)) == saved
+    assert (await state.configs.versions(saved.slug))[0].config == CREDENTIALS
+
+
+async def test_older_versions_are_sealed_and_resealed_under_a_new_master_key(
+    state: CatalogState,
+) -> None:
+    saved = await state.configs.create("older", FALLBACK)
+    async with writing(state.configs.engine) as connection:  # as a version saved before sealing
+        await connection.execute(update(ConfigVersionRow).values(config=FALLBACK))
+    assert (await state.configs.get(saved.slug)) == saved  # read as written meanwhile
+    assert await state.configs.seal_stored() == 1
+    assert await state.configs.seal_stored() == 0
+    (stored,) = await stored_versions(state)
+    assert "sk-test" not in json.dumps(stored)
+    new = Vault(secrets.token_bytes(32), previous=[VAULT_KEY])
+    moved = ConfigRepository(state.configs.engine, new, check_provider, lambda url: url)
+    assert await moved.seal_stored() == 1
+    (stored,) = await stored_versions(state)
+    assert stored["targets"][0]["api_key"]["$key"] == new.key_id
+    assert (await moved.get(saved.slug)) == saved
+    # a sealed credential belongs to its config: copied into another, it does not open
+    other = await state.configs.create("other", SIMPLE)
+    async with writing(state.configs.engine) as connection:
+        await connection.execute(
+            update(ConfigVersionRow).where(ConfigVersionRow.config_id == other.id).values(config=stored)
+        )
+    with pytest.raises(VaultError, match="belongs to another row"):
+        await moved.get(other.slug)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import threading
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator
@@ -29,6 +30,7 @@ from wayport.catalog import CatalogState, configs_router, prompts_router
 from wayport.http_server import server_options
 from wayport.providers import ProviderRegistry
 from wayport.security.ssrf import HostPolicy
+from wayport.security.vault import Vault
 from wayport.settings import Settings
 from wayport.store import create_engine, upgrade
 
@@ -48,8 +50,15 @@ def check_provider(name: str) -> str | None:
     return _REGISTRY.problem(name)
 
 
+# one master key for every state of a test run: two states over one store read each other's configs
+VAULT_KEY = secrets.token_bytes(32)
+VAULT = Vault(VAULT_KEY)
+
+
 def make_state(engine: AsyncEngine, **options: Any) -> CatalogState:
-    return CatalogState.create(engine, check_provider=check_provider, check_host=_HOSTS.check_url, **options)
+    return CatalogState.create(
+        engine, VAULT, check_provider=check_provider, check_host=_HOSTS.check_url, **options
+    )
 
 
 async def _admin(statement: str, tmp_path: Path) -> None:

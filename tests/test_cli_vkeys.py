@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from wayport.cli import cli
+from wayport.cli import _with_configs, cli
 from wayport.cli_vkeys import vkeys_app
 from wayport.control.local_store import open_store
 from wayport.security.audit import AuditEntry, AuditLog
@@ -62,13 +62,18 @@ def test_rotate_master_moves_every_secret_to_the_new_key(env: Path, monkeypatch:
     monkeypatch.setenv("WAYPORT_MASTER_KEY", old)
     for name in ("a", "b"):
         assert runner.invoke(vkeys_app, ["add", name, "--provider", "openai", "--key", SECRET]).exit_code == 0
+    config = env / "keyed.json"  # a saved config's credential is sealed under the master key too
+    config.write_text('{"provider": "openai", "api_key": "' + SECRET + '"}')
+    assert runner.invoke(cli, ["configs", "apply", str(config)]).exit_code == 0
     monkeypatch.setenv("WAYPORT_MASTER_KEY", _key_text())
     monkeypatch.setenv("WAYPORT_MASTER_KEY_PREVIOUS", old)
     rotated = runner.invoke(vkeys_app, ["rotate-master"])
     assert rotated.exit_code == 0, rotated.output
-    assert "re-encrypted 2 secrets" in rotated.output
+    assert "re-encrypted 3 secrets" in rotated.output
     monkeypatch.delenv("WAYPORT_MASTER_KEY_PREVIOUS")
     assert "re-encrypted 0 secrets" in runner.invoke(vkeys_app, ["rotate-master"]).output
+    saved = _with_configs(Settings.load(), lambda configs: configs.get("keyed"))
+    assert saved is not None and saved.config["api_key"] == SECRET  # opens under the new key alone
 
 
 def test_every_change_made_from_the_shell_is_in_the_audit_log(env: Path) -> None:

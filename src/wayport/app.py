@@ -211,15 +211,16 @@ class WayportApp:
         self.engine = create_engine(settings.database_url, settings.data_dir)
         await upgrade(self.engine)
         self.logs = LogRepository(self.engine)
+        self.vault = Vault.from_settings(settings)
         self.catalog = CatalogState.create(
             self.engine,
+            self.vault,
             check_provider=self.gateway.registry.problem,
             check_host=self.gateway.policy.check_url,
             on_config_change=self._config_changed,
             on_prompt_change=self._prompt_changed,
         )
         await self.catalog.start()
-        self.vault = Vault.from_settings(settings)
         hash_key = await self.vault.get_or_create_secret(self.engine, "api-key-hash")
         self.keys = KeyStore(self.engine, hash_key)
         self.key_ring = KeyRing(self.keys, hash_key)

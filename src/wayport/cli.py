@@ -151,8 +151,11 @@ def _with_configs(settings: Settings, work: Callable[[ConfigRepository], Awaitab
         engine = await _open(settings)
         try:
             registry = ProviderRegistry(settings.base_urls)
+            vault = Vault.from_settings(settings)
             return await work(
-                ConfigRepository(engine, registry.problem, HostPolicy(settings.trusted_hosts).check_url)
+                ConfigRepository(
+                    engine, vault, registry.problem, HostPolicy(settings.trusted_hosts).check_url
+                )
             )
         finally:
             await engine.dispose()

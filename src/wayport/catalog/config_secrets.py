@@ -6,20 +6,29 @@ client secret, in either spelling (``api_key``, ``apiKey``). A config written ba
 ``[REDACTED]`` in such a place keeps the credential the current version has there, so the console's
 edit form and an SDK's read-modify-write work without ever holding the key. The node must be the
 same one: same position in ``targets`` and same ``provider``; otherwise the write is refused.
+
+In the store, each credential is sealed under the master key (``wayport.security.vault``), bound
+to its config and field name: ``{"$sealed": <base64url>, "$key": <master key id>}``. Versions
+written before sealing existed are read as they are, and sealed by ``wayport vkeys rotate-master``.
 """
 
 from __future__ import annotations
 
+import base64
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import orjson
+
 from wayport.catalog.errors import InvalidInput
+from wayport.security.vault import Vault
 from wayport.security.virtual_keys import SECRET_NAMES
 
-__all__ = ["HIDDEN", "redact", "restore"]
+__all__ = ["HIDDEN", "is_sealed", "needs_sealing", "redact", "restore", "seal", "unseal"]
 
 HIDDEN = "[REDACTED]"
+_SEALED, _KEY = "$sealed", "$key"
 _UPPER = re.compile(r"(?<!^)(?=[A-Z])")
 
 Path = tuple[int, ...]  # the indexes into ``targets`` that lead to a node; () is the root
@@ -27,11 +36,63 @@ Path = tuple[int, ...]  # the indexes into ``targets`` that lead to a node; () i
 
 def redact(config: dict[str, Any]) -> dict[str, Any]:
     """A copy of ``config`` with each node's credentials replaced by ``[REDACTED]``."""
-    copy = {key: HIDDEN if _is_secret(key) and value is not None else value for key, value in config.items()}
+    return _map_credentials(config, lambda _name, _value: HIDDEN)
+
+
+def seal(config: dict[str, Any], vault: Vault, config_id: str) -> dict[str, Any]:
+    """A copy of ``config`` with each credential encrypted for the store (sealed ones stay)."""
+
+    def sealed(name: str, value: Any) -> Any:
+        if is_sealed(value):
+            return value
+        blob, key_id = vault.encrypt(orjson.dumps(value), _aad(config_id, name))
+        return {_SEALED: base64.urlsafe_b64encode(blob).decode("ascii"), _KEY: key_id}
+
+    return _map_credentials(config, sealed)
+
+
+def unseal(config: dict[str, Any], vault: Vault, config_id: str) -> dict[str, Any]:
+    """A copy of ``config`` with each sealed credential decrypted (``VaultError`` when it cannot be)."""
+
+    def opened(name: str, value: Any) -> Any:
+        if not is_sealed(value):
+            return value
+        blob = base64.urlsafe_b64decode(value[_SEALED])
+        return orjson.loads(vault.decrypt(blob, value[_KEY], _aad(config_id, name)))
+
+    return _map_credentials(config, opened)
+
+
+def is_sealed(value: Any) -> bool:
+    return isinstance(value, dict) and value.keys() == {_SEALED, _KEY}
+
+
+def needs_sealing(config: dict[str, Any], key_id: str) -> bool:
+    """Whether ``config`` (as stored) holds a credential in clear or sealed under another key."""
+    return any(
+        _is_secret(key) and value is not None and not (is_sealed(value) and value[_KEY] == key_id)
+        for _, node in _nodes(config)
+        for key, value in node.items()
+    )
+
+
+def _map_credentials(config: dict[str, Any], change: Callable[[str, Any], Any]) -> dict[str, Any]:
+    """A copy of ``config`` in which ``change(name, value)`` replaces each node's credentials
+    (``name`` in snake_case)."""
+    copy = {
+        key: change(_snake(key), value) if _is_secret(key) and value is not None else value
+        for key, value in config.items()
+    }
     targets = config.get("targets")
     if isinstance(targets, list):
-        copy["targets"] = [redact(target) if isinstance(target, dict) else target for target in targets]
+        copy["targets"] = [
+            _map_credentials(target, change) if isinstance(target, dict) else target for target in targets
+        ]
     return copy
+
+
+def _aad(config_id: str, name: str) -> bytes:
+    return f"config:{config_id}:{name}".encode()
 
 
 def restore(config: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:

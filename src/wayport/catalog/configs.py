@@ -20,12 +20,13 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from wayport.catalog.config_secrets import restore
+from wayport.catalog.config_secrets import needs_sealing, restore, seal, unseal
 from wayport.catalog.db import bump_version, writing
 from wayport.catalog.errors import Conflict, InvalidInput, NotFound
 from wayport.catalog.ids import new_id, new_slug, utcnow
 from wayport.errors import ConfigError
 from wayport.gateway.config import ConfigParser
+from wayport.security.vault import Vault
 from wayport.store.schema import ConfigRow, ConfigVersionRow
 from wayport.store.tenancy import listing_workspace, visible, workspace_for_new
 
@@ -92,10 +93,12 @@ class ConfigRepository:
     def __init__(
         self,
         engine: AsyncEngine,
+        vault: Vault,
         check_provider: Callable[[str], str | None],
         check_host: Callable[[str], str],
     ) -> None:
         self._engine = engine
+        self._vault = vault  # seals the credentials a config holds (``config_secrets``)
         self._parser = ConfigParser(check_provider, check_host, cache_size=1)
 
     @property
@@ -154,7 +157,7 @@ class ConfigRepository:
                         await self._clear_other_defaults(
                             connection, config_id, workspace_for_new(workspace_id)
                         )
-                    return (await _fetch(connection, _C.id == config_id))[0]
+                    return (await self._fetch(connection, _C.id == config_id))[0]
             except IntegrityError:
                 if slug is not None:
                     raise Conflict(f"A config with slug '{slug}' exists already", [slug]) from None
@@ -251,7 +254,7 @@ class ConfigRepository:
                 ).scalar()
                 await self._clear_other_defaults(connection, config_id, workspace)
             # read inside the transaction: the row is still locked, so this is what this write made
-            return (await _fetch(connection, _C.id == config_id))[0]
+            return (await self._fetch(connection, _C.id == config_id))[0]
 
     async def delete(self, slug: str) -> SavedConfig:
         """Archive a config: it stops resolving, its history stays, its slug is not reused."""
@@ -274,7 +277,7 @@ class ConfigRepository:
                 id=row["id"],
                 config_id=row["config_id"],
                 version=row["version"],
-                config=row["config"],
+                config=unseal(row["config"], self._vault, row["config_id"]),
                 description=row["description"],
                 created_at=row["created_at"],
             )
@@ -283,10 +286,35 @@ class ConfigRepository:
 
     async def _select(self, where: Any) -> builtins.list[SavedConfig]:
         async with self._engine.connect() as connection:
-            return await _fetch(connection, and_(where, visible(_C.workspace_id)))
+            return await self._fetch(connection, and_(where, visible(_C.workspace_id)))
 
-    @staticmethod
+    async def _fetch(self, connection: AsyncConnection, where: Any) -> builtins.list[SavedConfig]:
+        statement = (
+            select(_CONFIGS, _V.id.label("version_id"), _V.config)
+            .join(_VERSIONS, and_(_V.config_id == _C.id, _V.version == _C.current_version))
+            .where(where)
+            .order_by(_C.created_at.desc(), _C.id)
+        )
+        rows = (await connection.execute(statement)).mappings().all()
+        return [_saved(row, unseal(row["config"], self._vault, row["id"])) for row in rows]
+
+    async def seal_stored(self) -> int:
+        """Seal the credentials of versions written before sealing (or under an earlier master
+        key); one transaction per version. Returns how many versions changed."""
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(select(_V.id, _V.config_id, _V.config))).all()
+        changed = 0
+        for version_id, config_id, stored in rows:
+            if not needs_sealing(stored, self._vault.key_id):
+                continue
+            resealed = seal(unseal(stored, self._vault, config_id), self._vault, config_id)
+            async with writing(self._engine) as connection:
+                await connection.execute(update(_VERSIONS).where(_V.id == version_id).values(config=resealed))
+            changed += 1
+        return changed
+
     async def _insert_version(
+        self,
         connection: AsyncConnection,
         config_id: str,
         version: int,
@@ -298,7 +326,7 @@ class ConfigRepository:
                 id=new_id(),
                 config_id=config_id,
                 version=version,
-                config=dict(content),
+                config=seal(dict(content), self._vault, config_id),
                 description=description,
                 created_at=utcnow(),
             )
@@ -316,22 +344,11 @@ class ConfigRepository:
         )
 
 
-async def _fetch(connection: AsyncConnection, where: Any) -> list[SavedConfig]:
-    statement = (
-        select(_CONFIGS, _V.id.label("version_id"), _V.config)
-        .join(_VERSIONS, and_(_V.config_id == _C.id, _V.version == _C.current_version))
-        .where(where)
-        .order_by(_C.created_at.desc(), _C.id)
-    )
-    rows = (await connection.execute(statement)).mappings().all()
-    return [_saved(row) for row in rows]
-
-
 def _unknown(slug: str) -> NotFound:
     return NotFound(f"Config not found: {slug}", [slug])
 
 
-def _saved(row: RowMapping) -> SavedConfig:
+def _saved(row: RowMapping, config: dict[str, Any]) -> SavedConfig:
     return SavedConfig(
         id=row["id"],
         slug=row["slug"],
@@ -339,7 +356,7 @@ def _saved(row: RowMapping) -> SavedConfig:
         workspace_id=row["workspace_id"],
         is_default=bool(row["is_default"]),
         status=row["status"],
-        config=row["config"],
+        config=config,
         version=row["current_version"],
         version_id=row["version_id"],
         created_at=row["created_at"],

@@ -16,6 +16,7 @@ from wayport.catalog.partials import PartialRepository
 from wayport.catalog.prompts import PromptRepository
 from wayport.catalog.render import CompletionEndpoint, PromptRenderer
 from wayport.catalog.resolver import ConfigResolver
+from wayport.security.vault import Vault
 from wayport.store.changes import SqliteChangeProbe, poll
 
 __all__ = ["CatalogState", "ChangeHook"]
@@ -50,6 +51,7 @@ class CatalogState:
     def create(
         cls,
         engine: AsyncEngine,
+        vault: Vault,
         *,
         check_provider: Callable[[str], str | None],
         check_host: Callable[[str], str],
@@ -57,10 +59,11 @@ class CatalogState:
         on_config_change: ChangeHook | None = None,
         on_prompt_change: ChangeHook | None = None,
     ) -> CatalogState:
-        """Everything over one engine. ``check_provider`` and ``check_host`` are the data plane's
-        own checks (``ConfigParser``'s), so a config that saves is one the gateway accepts;
-        ``missing_variables`` is ``strict`` (a 400 listing them) or ``empty`` (rendered empty)."""
-        configs = ConfigRepository(engine, check_provider, check_host)
+        """Everything over one engine; ``vault`` seals the credentials of saved configs.
+        ``check_provider`` and ``check_host`` are the data plane's own checks (``ConfigParser``'s),
+        so a config that saves is one the gateway accepts; ``missing_variables`` is ``strict`` (a
+        400 listing them) or ``empty`` (rendered empty)."""
+        configs = ConfigRepository(engine, vault, check_provider, check_host)
         collections = CollectionRepository(engine)
         prompts = PromptRepository(engine, collections)
         partials = PartialRepository(engine)
