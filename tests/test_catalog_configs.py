@@ -32,7 +32,7 @@ from tests.test_catalog_harness import (
 from wayport.catalog import CatalogState, Conflict, InvalidInput, NotFound
 from wayport.catalog.configs import ConfigRepository
 from wayport.catalog.db import writing
-from wayport.security.vault import Vault, VaultError
+from wayport.security.vault import Vault
 from wayport.store import upgrade
 from wayport.store.changes import change_probe
 from wayport.store.migrate import current_revision, head_revision, include_object_for
@@ -518,7 +518,7 @@ def test_a_redacted_credential_with_nothing_to_keep_is_refused_naming_the_place(
 ) -> None:
     hidden = {"provider": "openai", "api_key": "[REDACTED]"}
     created = server.http.post("/v1/configs", json={"name": "new", "config": hidden})
-    assert "A redacted credential cannot be kept" in assert_failure(created, 400)["message"]
+    assert "A credential cannot be kept as sent" in assert_failure(created, 400)["message"]
     assert "path: api_key, message: [REDACTED] stands for the credential stored here" in created.text
     slug = server.http.post("/v1/configs", json={"name": "moved", "config": FALLBACK}).json()["slug"]
     moved = {
@@ -557,7 +557,7 @@ async def test_credentials_are_sealed_in_the_store(state: CatalogState) -> None:
 
 
 async def test_older_versions_are_sealed_and_resealed_under_a_new_master_key(
-    state: CatalogState,
+    state: CatalogState, caplog: pytest.LogCaptureFixture
 ) -> None:
     saved = await state.configs.create("older", FALLBACK)
     async with writing(state.configs.engine) as connection:  # as a version saved before sealing
@@ -579,5 +579,16 @@ async def test_older_versions_are_sealed_and_resealed_under_a_new_master_key(
         await connection.execute(
             update(ConfigVersionRow).where(ConfigVersionRow.config_id == other.id).values(config=stored)
         )
-    with pytest.raises(VaultError, match="belongs to another row"):
-        await moved.get(other.slug)
+    # ... and that config is left out (the others are not), while its versions still list
+    assert await moved.get(other.slug) is None and (await moved.get(saved.slug)) == saved
+    assert "belongs to another row" in caplog.text
+    assert (await moved.versions(other.slug))[0].config == stored
+
+
+async def test_a_credential_sent_as_a_sealed_value_is_refused(state: CatalogState) -> None:
+    sealed = {"$sealed": "AAAA", "$key": "k1"}
+    with pytest.raises(InvalidInput) as refused:
+        await state.configs.create("forged", {"provider": "openai", "api_key": sealed})
+    assert refused.value.errors == [
+        "path: api_key, message: a credential cannot be a sealed value; send it in clear"
+    ]

@@ -40,11 +40,9 @@ def redact(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def seal(config: dict[str, Any], vault: Vault, config_id: str) -> dict[str, Any]:
-    """A copy of ``config`` with each credential encrypted for the store (sealed ones stay)."""
+    """A copy of ``config`` with each credential encrypted for the store."""
 
     def sealed(name: str, value: Any) -> Any:
-        if is_sealed(value):
-            return value
         blob, key_id = vault.encrypt(orjson.dumps(value), _aad(config_id, name))
         return {_SEALED: base64.urlsafe_b64encode(blob).decode("ascii"), _KEY: key_id}
 
@@ -102,11 +100,18 @@ def restore(config: dict[str, Any], current: dict[str, Any] | None) -> dict[str,
     errors = []
     for path, node in _nodes(config):
         for key, value in node.items():
-            if value != HIDDEN or not _is_secret(key):
+            if not _is_secret(key):
+                continue
+            where = ",".join([part for index in path for part in ("targets", str(index))] + [key])
+            if is_sealed(value):  # only the store writes these
+                errors.append(
+                    f"path: {where}, message: a credential cannot be a sealed value; send it in clear"
+                )
+                continue
+            if value != HIDDEN:
                 continue
             kept = _credential(previous.get(path), key, node.get("provider"))
             if kept is None:
-                where = ",".join([part for index in path for part in ("targets", str(index))] + [key])
                 errors.append(
                     f"path: {where}, message: {HIDDEN} stands for the credential stored here, and there is "
                     "none (a new config, a new target or another provider): send the credential itself"
@@ -114,7 +119,7 @@ def restore(config: dict[str, Any], current: dict[str, Any] | None) -> dict[str,
             else:
                 node[key] = kept
     if errors:
-        raise InvalidInput("Invalid config passed. A redacted credential cannot be kept", errors)
+        raise InvalidInput("Invalid config passed. A credential cannot be kept as sent", errors)
     return config
 
 

@@ -8,6 +8,7 @@ An update that changes the config adds a version; a delete archives (the slug is
 from __future__ import annotations
 
 import builtins
+import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from wayport.catalog.errors import Conflict, InvalidInput, NotFound
 from wayport.catalog.ids import new_id, new_slug, utcnow
 from wayport.errors import ConfigError
 from wayport.gateway.config import ConfigParser
-from wayport.security.vault import Vault
+from wayport.security.vault import Vault, VaultError
 from wayport.store.schema import ConfigRow, ConfigVersionRow
 from wayport.store.tenancy import listing_workspace, visible, workspace_for_new
 
@@ -39,6 +40,7 @@ _SLUG_ATTEMPTS = 5
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{2,254}$")
 SLUG_RULE = "3 to 255 lower-case letters, digits, '-' or '_', starting with a letter or digit"
 
+log = logging.getLogger("wayport")
 _CONFIGS = cast(Table, ConfigRow.__table__)
 _VERSIONS = cast(Table, ConfigVersionRow.__table__)
 _C = _CONFIGS.c
@@ -277,7 +279,7 @@ class ConfigRepository:
                 id=row["id"],
                 config_id=row["config_id"],
                 version=row["version"],
-                config=unseal(row["config"], self._vault, row["config_id"]),
+                config=self._opened(row["config"], row["config_id"]),
                 description=row["description"],
                 created_at=row["created_at"],
             )
@@ -296,7 +298,21 @@ class ConfigRepository:
             .order_by(_C.created_at.desc(), _C.id)
         )
         rows = (await connection.execute(statement)).mappings().all()
-        return [_saved(row, unseal(row["config"], self._vault, row["id"])) for row in rows]
+        found = []
+        for row in rows:
+            try:
+                found.append(_saved(row, unseal(row["config"], self._vault, row["id"])))
+            except VaultError as exc:  # one unreadable config must not take the others down
+                log.error("saved config %s is left out: %s", row["slug"], exc)
+        return found
+
+    def _opened(self, stored: dict[str, Any], config_id: str) -> dict[str, Any]:
+        """``stored`` unsealed, or as stored when it does not open (its credentials are redacted
+        wherever it is shown)."""
+        try:
+            return unseal(stored, self._vault, config_id)
+        except VaultError:
+            return stored
 
     async def seal_stored(self) -> int:
         """Seal the credentials of versions written before sealing (or under an earlier master
