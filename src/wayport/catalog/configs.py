@@ -101,6 +101,7 @@ class ConfigRepository:
     ) -> None:
         self._engine = engine
         self._vault = vault  # seals the credentials a config holds (``config_secrets``)
+        self._unreadable: set[str] = set()  # versions whose credentials did not open
         self._parser = ConfigParser(check_provider, check_host, cache_size=1)
 
     @property
@@ -303,7 +304,9 @@ class ConfigRepository:
             try:
                 found.append(_saved(row, unseal(row["config"], self._vault, row["id"])))
             except VaultError as exc:  # one unreadable config must not take the others down
-                log.error("saved config %s is left out: %s", row["slug"], exc)
+                if row["version_id"] not in self._unreadable:  # said once, not at every reload
+                    self._unreadable.add(row["version_id"])
+                    log.error("saved config %s is left out: %s", row["slug"], exc)
         return found
 
     def _opened(self, stored: dict[str, Any], config_id: str) -> dict[str, Any]:
