@@ -67,3 +67,10 @@ def test_an_invalid_config_is_refused_naming_the_field(env: Path) -> None:
 def test_show_an_unknown_slug(env: Path) -> None:
     result = CliRunner().invoke(cli, ["configs", "show", "pc-missing"])
     assert result.exit_code == 1 and "no saved config 'pc-missing'" in result.output
+
+
+def test_a_bad_master_key_is_a_message_not_a_traceback(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WAYPORT_MASTER_KEY", "too-short")
+    result = CliRunner().invoke(cli, ["configs", "list"])
+    assert result.exit_code == 1 and "WAYPORT_MASTER_KEY" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

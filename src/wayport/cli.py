@@ -151,7 +151,10 @@ def _with_configs(settings: Settings, work: Callable[[ConfigRepository], Awaitab
         engine = await _open(settings)
         try:
             registry = ProviderRegistry(settings.base_urls)
-            vault = Vault.from_settings(settings)
+            try:
+                vault = Vault.from_settings(settings)
+            except VaultError as exc:
+                _fail(str(exc))
             return await work(
                 ConfigRepository(
                     engine, vault, registry.problem, HostPolicy(settings.trusted_hosts).check_url
