@@ -8,6 +8,7 @@ headers. The emulator accepts only the right token and the Vertex body shapes.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -16,6 +17,8 @@ import openai
 import orjson
 import portkey_ai
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from llama_index.core.llms import ChatMessage
 from llama_index.llms.openai import OpenAI
 
@@ -28,6 +31,7 @@ from tests.test_provider_google import error_message, sse_payloads
 from wayport.errors import BadRequest
 from wayport.gateway.retry import RetryRunner
 from wayport.providers.base import Endpoint, FanOut, Secret, Target, UpstreamRequest
+from wayport.providers.google_auth import ServiceAccount, TokenSource
 from wayport.providers.vertex_ai import VertexAIAdapter
 from wayport.settings import Settings
 
@@ -444,21 +448,105 @@ def test_missing_or_bad_settings_are_400s_naming_them(
     assert vertex.requests == []
 
 
-def test_service_account_json_alone_asks_for_an_access_token(
+def service_account(vertex: GeminiEmulator) -> dict[str, str]:
+    """A service-account key as Google issues it, whose token_uri is the emulator's."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    vertex.service_account = key.public_key()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return {
+        "type": "service_account",
+        "project_id": "p",
+        "private_key_id": "kid-1",
+        "private_key": pem.decode(),
+        "client_email": "wayport@p.iam.gserviceaccount.com",
+        "token_uri": vertex.token_uri,
+    }
+
+
+def test_a_service_account_key_is_exchanged_for_an_access_token(
     vertex_gateway: GatewayServer, vertex: GeminiEmulator
 ) -> None:
-    config = {**ISSUE_CONFIG, "vertex_service_account_json": {"type": "service_account", "private_key": "k"}}
+    config = {**ISSUE_CONFIG, "vertex_service_account_json": service_account(vertex)}
+    for _ in range(2):  # the second request reuses the token
+        response = httpx.post(
+            vertex_gateway.v1 + "/chat/completions",
+            headers=portkey_ai.createHeaders(config=config),
+            json={"model": GEMINI, "messages": [{"role": "user", "content": "hi"}]},
+        )
+        assert response.status_code == 200, response.text
+        assert vertex.last.headers["Authorization"] == f"Bearer {ACCESS_TOKEN}"
+    (claims,) = vertex.token_claims
+    assert claims["header"] == {"alg": "RS256", "typ": "JWT", "kid": "kid-1"}
+    assert (claims["iss"], claims["aud"]) == ("wayport@p.iam.gserviceaccount.com", vertex.token_uri)
+    assert claims["scope"] == "https://www.googleapis.com/auth/cloud-platform"
+    assert claims["exp"] - claims["iat"] == 3600
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        (
+            {"type": "service_account", "private_key": "k"},
+            "'vertex_service_account_json' has no client_email",
+        ),
+        ({"client_email": "a@b", "private_key": "not-a-pem-key"}, "is not a PEM RSA key"),
+        ("{not json", "'vertex_service_account_json' is not valid JSON"),
+    ],
+)
+def test_a_service_account_key_that_cannot_be_used_is_a_400_that_does_not_echo_it(
+    vertex_gateway: GatewayServer, vertex: GeminiEmulator, key: object, expected: str
+) -> None:
     response = httpx.post(
         vertex_gateway.v1 + "/chat/completions",
-        headers=portkey_ai.createHeaders(config=config),
+        headers=portkey_ai.createHeaders(config={**ISSUE_CONFIG, "vertex_service_account_json": key}),
         json={"model": GEMINI, "messages": [{"role": "user", "content": "hi"}]},
     )
+    assert response.status_code == 400 and expected in response.json()["message"]
+    assert "not-a-pem-key" not in response.text and '"k"' not in response.text
+    assert vertex.requests == [] and vertex.token_claims == []
 
-    assert response.status_code == 400
-    message = response.json()["message"]
-    assert "vertex_service_account_json" in message and "access token" in message
-    assert "private_key" not in message and '"k"' not in message
-    assert vertex.requests == []
+
+def test_a_refused_token_request_is_a_401_naming_the_reason(
+    vertex_gateway: GatewayServer, vertex: GeminiEmulator
+) -> None:
+    account = service_account(vertex)
+    account["client_email"] = "refused@p.iam.gserviceaccount.com"  # not the key cached above
+    vertex.token_refusal = (400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."})
+    response = httpx.post(
+        vertex_gateway.v1 + "/chat/completions",
+        headers=portkey_ai.createHeaders(config={**ISSUE_CONFIG, "vertex_service_account_json": account}),
+        json={"model": GEMINI, "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert response.status_code == 401
+    message = response.json()["error"]["message"]
+    assert vertex.token_uri in message and "invalid_grant: Invalid JWT Signature." in message
+    assert "PRIVATE KEY" not in response.text and vertex.requests == []
+
+
+async def test_tokens_are_kept_until_near_expiry_and_minted_once_for_concurrent_requests() -> None:
+    now = [1_000_000.0]
+    posts: list[str] = []
+
+    async def post(url: str, body: bytes, guarded: bool) -> tuple[int, bytes]:
+        posts.append(url)
+        await asyncio.sleep(0.01)
+        return 200, orjson.dumps({"access_token": f"token-{len(posts)}", "expires_in": 3600})
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    account = ServiceAccount.parse({"client_email": "a@b", "private_key": pem.decode()})
+    assert account.token_uri == "https://oauth2.googleapis.com/token"  # Google's, when the key names none
+    tokens = TokenSource(post, clock=lambda: now[0])
+    assert await asyncio.gather(*(tokens.token(account) for _ in range(5))) == ["token-1"] * 5
+    now[0] += 3600 - 301
+    assert await tokens.token(account) == "token-1"
+    now[0] += 2  # within five minutes of expiry: a new one
+    assert await tokens.token(account) == "token-2"
+    assert posts == ["https://oauth2.googleapis.com/token"] * 2
 
 
 def test_no_token_at_all(vertex_gateway: GatewayServer, vertex: GeminiEmulator) -> None:

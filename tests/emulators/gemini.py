@@ -31,6 +31,9 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
+from cryptography.hazmat.primitives.hashes import SHA256
 
 from tests.emulators import anthropic as claude
 from tests.emulators.openai import embed
@@ -362,6 +365,12 @@ class GeminiEmulator:
         self.cached_tokens = 0
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1beta/models/{call}", self.studio)
+        app.router.add_post("/token", self.token)
+        # the service account whose JWTs /token accepts (its public key), the claims it saw, and
+        # the answer it gives instead of a token when set: (status, JSON body)
+        self.service_account: Any = None
+        self.token_claims: list[dict[str, Any]] = []
+        self.token_refusal: tuple[int, dict[str, Any]] | None = None
         app.router.add_post(
             "/v1/projects/{project}/locations/{location}/publishers/{publisher}/models/{call}", self.vertex
         )
@@ -388,6 +397,33 @@ class GeminiEmulator:
         self.requests.clear()
         self.faults.clear()
         self.cached_tokens = 0
+        self.token_claims.clear()
+        self.token_refusal = None
+
+    @property
+    def token_uri(self) -> str:
+        """Google's OAuth2 token endpoint, emulated: the JWT-bearer grant of a service account."""
+        return self.server.url + "/token"
+
+    async def token(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            return web.json_response({"error": "unsupported_grant_type"}, status=400)
+        if self.token_refusal is not None:
+            status, body = self.token_refusal
+            return web.json_response(body, status=status)
+        header_part, claims_part, signature_part = str(form.get("assertion", "")).split(".")
+        try:
+            self.service_account.verify(
+                _unb64(signature_part), f"{header_part}.{claims_part}".encode(), PKCS1v15(), SHA256()
+            )
+        except InvalidSignature:
+            return web.json_response(
+                {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}, status=400
+            )
+        header, claims = orjson.loads(_unb64(header_part)), orjson.loads(_unb64(claims_part))
+        self.token_claims.append({**claims, "header": header})
+        return web.json_response({"access_token": ACCESS_TOKEN, "expires_in": 3599, "token_type": "Bearer"})
 
     def inject(self, *faults: Fault) -> None:
         self.faults.extend(faults)
@@ -639,3 +675,7 @@ class GeminiEmulator:
             await response.write(f"event: {name}\ndata: ".encode() + orjson.dumps(payload) + b"\n\n")
         await response.write_eof()
         return response
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

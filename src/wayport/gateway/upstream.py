@@ -8,6 +8,7 @@ Redirects are never followed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from urllib.parse import urlsplit
 
@@ -45,6 +46,16 @@ class UpstreamClient:
         for client in (self._plain, self._guarded):
             if client is not None:
                 await client.close()
+
+    async def post_form(self, url: str, body: bytes, guarded: bool) -> tuple[int, bytes]:
+        """POST a form (a token exchange) and read the whole answer: ``(status, body)``."""
+        req = UpstreamRequest("POST", url, {"content-type": "application/x-www-form-urlencoded"}, body)
+        async with asyncio.timeout(self._settings.connect_timeout_s + 30):
+            response = await self.send("vertex-ai", req, guarded=guarded)
+            try:
+                return response.status, await response.read()
+            finally:
+                response.release()
 
     async def send(self, provider: str, req: UpstreamRequest, *, guarded: bool) -> Response:
         """Send ``req``; network failures become ``ProviderError`` naming the provider and host."""

@@ -48,13 +48,9 @@ GEMINI_EMBED_BATCH = 1
 TEXT_EMBED_BATCH = 250
 
 MISSING_TOKEN = (
-    "vertex-ai needs an OAuth2 access token: set 'api_key' in the config or send "
-    "Authorization: Bearer <token> (e.g. from `gcloud auth print-access-token`)"
-)
-SERVICE_ACCOUNT_ONLY = (
-    "vertex-ai: 'vertex_service_account_json' needs a token exchange with Google that Wayport does not "
-    "perform; pass an OAuth2 access token instead, as 'api_key' in the config or as "
-    "Authorization: Bearer <token> (e.g. from `gcloud auth print-access-token`)"
+    "vertex-ai needs an OAuth2 access token: set 'api_key' (or a service-account key as "
+    "'vertex_service_account_json') in the config, or send Authorization: Bearer <token> "
+    "(e.g. from `gcloud auth print-access-token`)"
 )
 
 
@@ -143,9 +139,7 @@ class VertexAIAdapter:
         return f"https://{region}-aiplatform.googleapis.com"
 
     def _headers(self, target: Target, *, json_body: bool) -> dict[str, str]:
-        if target.api_key is None:
-            if target.options.get("vertex_service_account_json"):
-                raise BadRequest(SERVICE_ACCOUNT_ONLY)
+        if target.api_key is None:  # a service-account key was made a token by the gateway already
             raise BadRequest(MISSING_TOKEN)
         token = target.api_key.value
         headers = {"authorization": token if token.startswith("Bearer ") else "Bearer " + token}
