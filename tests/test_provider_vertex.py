@@ -547,6 +547,12 @@ async def test_tokens_are_kept_until_near_expiry_and_minted_once_for_concurrent_
     now[0] += 2  # within five minutes of expiry: a new one
     assert await tokens.token(account) == "token-2"
     assert posts == ["https://oauth2.googleapis.com/token"] * 2
+    # a caller that goes away mid-exchange does not take the exchange from the others
+    now[0] += 3600
+    first, second = asyncio.ensure_future(tokens.token(account)), asyncio.ensure_future(tokens.token(account))
+    await asyncio.sleep(0)
+    first.cancel()
+    assert await second == "token-3" and first.cancelled()
 
 
 def test_no_token_at_all(vertex_gateway: GatewayServer, vertex: GeminiEmulator) -> None:

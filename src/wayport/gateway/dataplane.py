@@ -63,7 +63,7 @@ from wayport.providers.base import (
     Target,
     UpstreamRequest,
 )
-from wayport.providers.google_auth import ServiceAccount, TokenSource
+from wayport.providers.google_auth import SERVICE_ACCOUNT, ServiceAccount, TokenSource
 from wayport.providers.openai_shapes import wants_usage
 from wayport.security.auth import Authenticator
 from wayport.security.enforcement import Enforcer
@@ -350,7 +350,8 @@ class Gateway:
             self._check_saved_config(ctx, headers)
             leaf = _first_leaf(plan.root)
             adapter, target = self._target(ctx, leaf, headers, plan)
-            target = await self._with_token(target)
+            if target.api_key is None and SERVICE_ACCOUNT in target.options:
+                target = await self._with_token(target)
             ctx.provider, ctx.last_target_path = adapter.name, leaf.path
             path = scope["path"][3:]  # strip "/v1"
             query = scope.get("query_string", b"")
@@ -462,10 +463,10 @@ class Gateway:
         return self.configs.parse(config)
 
     async def _with_token(self, target: Target) -> Target:
-        """``target`` with an access token minted from its service-account key, when it has a key
-        and no token (Vertex AI's ``vertex_service_account_json``)."""
-        key = target.options.get("vertex_service_account_json")
-        if target.api_key is not None or not key:
+        """``target`` with an access token minted from its service-account key (Vertex AI's
+        ``vertex_service_account_json``), for a target that has no token."""
+        key = target.options[SERVICE_ACCOUNT]
+        if not key:
             return target
         token = await self.google_tokens.token(ServiceAccount.parse(key))
         return replace(target, api_key=Secret(token))
@@ -531,7 +532,8 @@ class Gateway:
     ) -> Reply:
         adapter, target = self._target(ctx, leaf, call.headers, plan)
         ctx.provider, ctx.last_target_path = adapter.name, leaf.path
-        target = await self._with_token(target)
+        if target.api_key is None and SERVICE_ACCOUNT in target.options:
+            target = await self._with_token(target)
         if not adapter.supports(call.endpoint):
             raise GatewayError(f"{call.endpoint.value} is not supported by {adapter.name}", status=400)
         if call.native_body is not None and adapter.name == NATIVE_PROVIDER:

@@ -50,12 +50,28 @@ class UpstreamClient:
     async def post_form(self, url: str, body: bytes, guarded: bool) -> tuple[int, bytes]:
         """POST a form (a token exchange) and read the whole answer: ``(status, body)``."""
         req = UpstreamRequest("POST", url, {"content-type": "application/x-www-form-urlencoded"}, body)
-        async with asyncio.timeout(self._settings.connect_timeout_s + 30):
-            response = await self.send("vertex-ai", req, guarded=guarded)
-            try:
-                return response.status, await response.read()
-            finally:
-                response.release()
+        limit_s = self._settings.connect_timeout_s + 30
+        try:
+            async with asyncio.timeout(limit_s):
+                response = await self.send("vertex-ai", req, guarded=guarded)
+                try:
+                    return response.status, await response.read()
+                finally:
+                    response.release()
+        except TimeoutError:
+            raise ProviderError(
+                "vertex-ai",
+                f"{public_url(url)} did not answer within {limit_s:g} s",
+                status=504,
+                type_="timeout_error",
+            ) from None
+        except UpstreamError as exc:
+            raise ProviderError(
+                "vertex-ai",
+                f"connection to {public_url(url)} failed ({exc})",
+                status=502,
+                type_="upstream_unreachable",
+            ) from None
 
     async def send(self, provider: str, req: UpstreamRequest, *, guarded: bool) -> Response:
         """Send ``req``; network failures become ``ProviderError`` naming the provider and host."""

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from wayport.errors import BadRequest, ProviderError
 
-__all__ = ["GOOGLE_TOKEN_URI", "ServiceAccount", "TokenSource"]
+__all__ = ["GOOGLE_TOKEN_URI", "SERVICE_ACCOUNT", "ServiceAccount", "TokenSource"]
 
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -31,7 +31,8 @@ LIFETIME_S = 3600
 REFRESH_MARGIN_S = 300
 GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 MAX_ACCOUNTS = 1024
-_FIELD = "vertex_service_account_json"
+SERVICE_ACCOUNT = "vertex_service_account_json"  # the option that holds a key
+_FIELD = SERVICE_ACCOUNT
 
 # (url, form body) -> (status, body); ``guarded`` when the URL needs the SSRF check
 Post = Callable[[str, bytes, bool], Awaitable[tuple[int, bytes]]]
@@ -74,32 +75,33 @@ class TokenSource:
         self._post = post
         self._clock = clock
         self._tokens: dict[ServiceAccount, tuple[str, float]] = {}
-        self._pending: dict[ServiceAccount, asyncio.Future[str]] = {}
+        self._pending: dict[ServiceAccount, asyncio.Task[str]] = {}
         self._keys: dict[str, rsa.RSAPrivateKey] = {}
 
     async def token(self, account: ServiceAccount) -> str:
         held = self._tokens.get(account)
         if held is not None and held[1] - REFRESH_MARGIN_S > self._clock():
             return held[0]
-        pending = self._pending.get(account)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._pending[account] = future
-        try:
-            token, expires_at = await self._exchange(account)
-            if len(self._tokens) >= MAX_ACCOUNTS:  # keys come with clients' configs: stay bounded
-                self._tokens.clear()
-                self._keys.clear()
-            self._tokens[account] = (token, expires_at)
-            future.set_result(token)
-            return token
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # read here: waiters re-raise it, nobody else needs to
-            raise
-        finally:
-            del self._pending[account]
+        task = self._pending.get(account)
+        if task is None:
+            # a task of its own: a caller that goes away does not cancel the others' exchange
+            task = asyncio.get_running_loop().create_task(self._refresh(account))
+            self._pending[account] = task
+            task.add_done_callback(lambda done: self._settled(account, done))
+        return await asyncio.shield(task)
+
+    async def _refresh(self, account: ServiceAccount) -> str:
+        token, expires_at = await self._exchange(account)
+        if len(self._tokens) >= MAX_ACCOUNTS:  # keys come with clients' configs: stay bounded
+            self._tokens.clear()
+            self._keys.clear()
+        self._tokens[account] = (token, expires_at)
+        return token
+
+    def _settled(self, account: ServiceAccount, task: asyncio.Task[str]) -> None:
+        self._pending.pop(account, None)
+        if not task.cancelled():
+            task.exception()  # read: whoever awaited it has it; nobody else must be told
 
     async def _exchange(self, account: ServiceAccount) -> tuple[str, float]:
         now = int(self._clock())
