@@ -20,6 +20,7 @@ from sqlalchemy import select, update
 
 from tests.test_catalog_harness import (
     KINDS,
+    VAULT,
     VAULT_KEY,
     CatalogServer,
     QueryCounter,
@@ -30,7 +31,7 @@ from tests.test_catalog_harness import (
     store_engine,
 )
 from wayport.catalog import CatalogState, Conflict, InvalidInput, NotFound
-from wayport.catalog.configs import ConfigRepository
+from wayport.catalog.configs import ConfigRepository, seal_stored
 from wayport.catalog.db import writing
 from wayport.security.vault import Vault
 from wayport.store import upgrade
@@ -563,13 +564,13 @@ async def test_older_versions_are_sealed_and_resealed_under_a_new_master_key(
     async with writing(state.configs.engine) as connection:  # as a version saved before sealing
         await connection.execute(update(ConfigVersionRow).values(config=FALLBACK))
     assert (await state.configs.get(saved.slug)) == saved  # read as written meanwhile
-    assert await state.configs.seal_stored() == 1
-    assert await state.configs.seal_stored() == 0
+    assert await seal_stored(state.configs.engine, VAULT) == 1
+    assert await seal_stored(state.configs.engine, VAULT) == 0
     (stored,) = await stored_versions(state)
     assert "sk-test" not in json.dumps(stored)
     new = Vault(secrets.token_bytes(32), previous=[VAULT_KEY])
     moved = ConfigRepository(state.configs.engine, new, check_provider, lambda url: url)
-    assert await moved.seal_stored() == 1
+    assert await seal_stored(state.configs.engine, new) == 1
     (stored,) = await stored_versions(state)
     assert stored["targets"][0]["api_key"]["$key"] == new.key_id
     assert (await moved.get(saved.slug)) == saved

@@ -15,12 +15,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from wayport.catalog.configs import ConfigRepository
+from wayport.catalog.configs import seal_stored
 from wayport.control.errors import FieldError
 from wayport.control.local_store import StoreUnavailable, open_store
 from wayport.providers import ProviderRegistry
 from wayport.security.audit import AuditLog
-from wayport.security.ssrf import HostPolicy
 from wayport.security.vault import Vault, VaultError
 from wayport.security.virtual_keys import SlugTaken, UnknownVirtualKey, VirtualKey, VirtualKeyStore
 from wayport.settings import Settings, SettingsError
@@ -215,16 +214,8 @@ def vkeys_rotate_master() -> None:
     """
 
     async def rotate(store: VirtualKeyStore) -> tuple[int, str]:
-        count = await store.vault.rotate(store.engine)
         # saved configs hold credentials too (sealed by field, inside their JSON)
-        settings = _settings()
-        configs = ConfigRepository(
-            store.engine,
-            store.vault,
-            ProviderRegistry(settings.base_urls).problem,
-            HostPolicy(settings.trusted_hosts).check_url,
-        )
-        count += await configs.seal_stored()
+        count = await store.vault.rotate(store.engine) + await seal_stored(store.engine, store.vault)
         after = {"master_key_id": store.vault.key_id, "secrets_re_encrypted": count}
         await AuditLog(store.engine).record_command(
             "wayport vkeys rotate-master", "rotate-master", "vault", store.vault.key_id, after=after

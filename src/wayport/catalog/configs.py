@@ -317,21 +317,6 @@ class ConfigRepository:
         except VaultError:
             return stored
 
-    async def seal_stored(self) -> int:
-        """Seal the credentials of versions written before sealing (or under an earlier master
-        key); one transaction per version. Returns how many versions changed."""
-        async with self._engine.connect() as connection:
-            rows = (await connection.execute(select(_V.id, _V.config_id, _V.config))).all()
-        changed = 0
-        for version_id, config_id, stored in rows:
-            if not needs_sealing(stored, self._vault.key_id):
-                continue
-            resealed = seal(unseal(stored, self._vault, config_id), self._vault, config_id)
-            async with writing(self._engine) as connection:
-                await connection.execute(update(_VERSIONS).where(_V.id == version_id).values(config=resealed))
-            changed += 1
-        return changed
-
     async def _insert_version(
         self,
         connection: AsyncConnection,
@@ -361,6 +346,22 @@ class ConfigRepository:
         await connection.execute(
             update(_CONFIGS).where(same_workspace, _C.id != config_id, _C.is_default).values(is_default=False)
         )
+
+
+async def seal_stored(engine: AsyncEngine, vault: Vault) -> int:
+    """Seal the credentials of config versions written before sealing (or under an earlier master
+    key); one transaction per version. Returns how many versions changed."""
+    async with engine.connect() as connection:
+        rows = (await connection.execute(select(_V.id, _V.config_id, _V.config))).all()
+    changed = 0
+    for version_id, config_id, stored in rows:
+        if not needs_sealing(stored, vault.key_id):
+            continue
+        resealed = seal(unseal(stored, vault, config_id), vault, config_id)
+        async with writing(engine) as connection:
+            await connection.execute(update(_VERSIONS).where(_V.id == version_id).values(config=resealed))
+        changed += 1
+    return changed
 
 
 def _unknown(slug: str) -> NotFound:

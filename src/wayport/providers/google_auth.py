@@ -32,7 +32,6 @@ REFRESH_MARGIN_S = 300
 GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 MAX_ACCOUNTS = 1024
 SERVICE_ACCOUNT = "vertex_service_account_json"  # the option that holds a key
-_FIELD = SERVICE_ACCOUNT
 
 # (url, form body) -> (status, body); ``guarded`` when the URL needs the SSRF check
 Post = Callable[[str, bytes, bool], Awaitable[tuple[int, bytes]]]
@@ -53,12 +52,12 @@ class ServiceAccount:
             try:
                 value = orjson.loads(value)
             except orjson.JSONDecodeError:
-                raise BadRequest(f"vertex-ai: '{_FIELD}' is not valid JSON") from None
+                raise BadRequest(f"vertex-ai: '{SERVICE_ACCOUNT}' is not valid JSON") from None
         if not isinstance(value, dict):
-            raise BadRequest(f"vertex-ai: '{_FIELD}' must be a service-account key (a JSON object)")
+            raise BadRequest(f"vertex-ai: '{SERVICE_ACCOUNT}' must be a service-account key (a JSON object)")
         missing = [name for name in ("client_email", "private_key") if not isinstance(value.get(name), str)]
         if missing:
-            raise BadRequest(f"vertex-ai: '{_FIELD}' has no {' or '.join(missing)}")
+            raise BadRequest(f"vertex-ai: '{SERVICE_ACCOUNT}' has no {' or '.join(missing)}")
         token_uri = value.get("token_uri")
         return cls(
             value["client_email"],
@@ -141,9 +140,11 @@ class TokenSource:
             try:
                 loaded = serialization.load_pem_private_key(account.private_key.encode(), password=None)
             except (ValueError, TypeError):
-                raise BadRequest(f"vertex-ai: the private_key of '{_FIELD}' is not a PEM RSA key") from None
+                raise BadRequest(
+                    f"vertex-ai: the private_key of '{SERVICE_ACCOUNT}' is not a PEM RSA key"
+                ) from None
             if not isinstance(loaded, rsa.RSAPrivateKey):
-                raise BadRequest(f"vertex-ai: the private_key of '{_FIELD}' is not an RSA key")
+                raise BadRequest(f"vertex-ai: the private_key of '{SERVICE_ACCOUNT}' is not an RSA key")
             key = self._keys[account.private_key] = loaded
         return key
 

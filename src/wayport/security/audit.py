@@ -116,23 +116,20 @@ class AuditLog:
         if after is None and not note and body:
             after = _body_text(body)
         client = scope.get("client")
-        values = {
-            "id": new_id(),
-            "created_at": utcnow(),
-            "actor_key_id": principal.key_id,
-            "actor": principal.name,
-            "workspace_id": principal.workspace_id,
-            "action": note.get("action") or _ACTIONS.get(method, method.lower()),
-            "resource_type": resource_type,
-            "resource_id": note.get("resource_id") or resource_id,
-            "method": method,
-            "path": path[:1024],
-            "status": status,
-            "client_ip": client[0] if client else None,
-            "before": scrub(note.get("before")),
-            "after": scrub(after),
-        }
-        await self._append(values)
+        await self._append(
+            actor_key_id=principal.key_id,
+            actor=principal.name,
+            workspace_id=principal.workspace_id,
+            action=note.get("action") or _ACTIONS.get(method, method.lower()),
+            resource_type=resource_type,
+            resource_id=note.get("resource_id") or resource_id,
+            method=method,
+            path=path,
+            status=status,
+            client_ip=client[0] if client else None,
+            before=note.get("before"),
+            after=after,
+        )
 
     async def record_command(
         self,
@@ -147,25 +144,25 @@ class AuditLog:
     ) -> None:
         """Append the entry of a change made from the shell (``wayport keys create``, ...): the actor
         is ``cli:<user>``, the method ``CLI`` and the path the command."""
-        values = {
-            "id": new_id(),
-            "created_at": utcnow(),
-            "actor_key_id": None,
-            "actor": f"cli:{_shell_user()}",
-            "workspace_id": workspace_id,
-            "action": action,
-            "resource_type": resource_type,
-            "resource_id": resource_id,
-            "method": "CLI",
-            "path": command[:1024],
-            "status": 200,
-            "client_ip": None,
-            "before": scrub(before),
-            "after": scrub(after),
-        }
-        await self._append(values)
+        await self._append(
+            actor_key_id=None,
+            actor=f"cli:{_shell_user()}",
+            workspace_id=workspace_id,
+            action=action,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            method="CLI",
+            path=command,
+            status=200,
+            client_ip=None,
+            before=before,
+            after=after,
+        )
 
-    async def _append(self, values: dict[str, Any]) -> None:
+    async def _append(self, *, path: str, before: Any, after: Any, **fields: Any) -> None:
+        """One entry: an id and the time are added, the path is bounded and the objects scrubbed."""
+        values = {"id": new_id(), "created_at": utcnow(), "path": path[:1024], **fields}
+        values.update(before=scrub(before), after=scrub(after))
         async with self._engine.begin() as connection:
             await connection.execute(insert(_AUDIT).values(**values))
 
