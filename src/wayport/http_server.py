@@ -3,12 +3,15 @@ protocol that gives a streamed answer direct access to the client's connection."
 
 from __future__ import annotations
 
+import contextvars
 import weakref
 from collections.abc import Callable, MutableMapping
 from typing import Any, cast
 
+from uvicorn._types import ASGI3Application
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
+from wayport.eager import EagerCoroutine
 from wayport.settings import Settings
 
 __all__ = ["CLIENT_CHANNEL", "ClientChannel", "WayportHttpProtocol", "server_options"]
@@ -82,9 +85,34 @@ class ClientChannel:
 
 
 class WayportHttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, with a ``ClientChannel`` in every request's scope."""
+    """uvicorn's httptools protocol, with a ``ClientChannel`` in every request's scope, whose
+    requests start at once (an ``EagerCoroutine``: a request read in full is on its way to the
+    provider before the event loop turns)."""
 
     channel: ClientChannel | None = None
+    _starting: EagerCoroutine | None = None
+    _reading = False
+
+    def data_received(self, data: bytes) -> None:
+        self._reading = True
+        try:
+            super().data_received(data)
+        finally:
+            self._reading = False
+        starting = self._starting
+        if starting is not None:
+            self._starting = None
+            starting.step()
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        context = contextvars.Context() if self.config.reset_contextvars else contextvars.copy_context()
+        coro = EagerCoroutine(cycle.run_asgi(app), self.loop, context)
+        task = self.loop.create_task(coro, context=context)
+        coro.bind(task)
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
+        if self._reading:  # stepped once the request's bytes at hand are parsed (its body with them)
+            self._starting = coro
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()

@@ -26,6 +26,7 @@ from urllib.parse import quote, urlsplit
 
 import httptools
 
+from wayport.eager import Signal
 from wayport.gateway.proxy import DIRECT, Proxy, ProxyRoutes, TunnelRefused, open_tunnel
 
 IDLE_TIMEOUT_S = 15.0  # an idle connection older than this is not reused (NATs drop them silently)
@@ -90,6 +91,7 @@ class Response:
         "_stall_timer",
         "_on_data",
         "_on_end",
+        "_fire_head",
     )
 
     def __init__(self, conn: _Connection, client: HTTPClient, head_only: bool) -> None:
@@ -99,7 +101,9 @@ class Response:
         self.headers: dict[str, str] = {}
         self._conn = conn
         self._client = client
-        self._head: asyncio.Future[None] = conn.loop.create_future()
+        # a Signal: the request awaiting it goes on inside the callback that read the head
+        self._head = Signal(loop=conn.loop)
+        self._fire_head = False
         self._chunks: list[bytes] = []
         self._buffered = 0
         self._waiter: asyncio.Future[None] | None = None
@@ -212,6 +216,7 @@ class Response:
             self._ended()
         if not self._head.done():
             self._head.set_result(None)
+            self._fire_head = True
 
     def _feed(self, data: bytes) -> None:
         if self._complete:
@@ -349,6 +354,9 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             response._fail(ConnectionBroken(f"the answer is not valid HTTP/1.1 ({exc})"))
             self.close()
+        if response._fire_head:  # after the parser, with what came along with the head buffered
+            response._fire_head = False
+            response._head.fire()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
