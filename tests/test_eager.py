@@ -6,21 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import threading
-import time
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 import httpx
 import pytest
-import uvicorn
 
-from tests.conftest import free_port
+from tests.conftest import serving_asgi
 from wayport.eager import EagerCoroutine, Signal
 from wayport.gateway import http1
 from wayport.gateway.http1 import HTTPClient
-from wayport.http_server import WayportHttpProtocol, server_options
-from wayport.settings import Settings
+from wayport.http_server import WayportHttpProtocol
 
 T = TypeVar("T")
 VAR: contextvars.ContextVar[str] = contextvars.ContextVar("VAR", default="unset")
@@ -304,19 +300,8 @@ def probe_server() -> Iterator[tuple[list[tuple[bool, bool]], int]]:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": body})
 
-    port = free_port()
-    options = {**server_options(Settings()), "log_level": "warning", "http": Probe}
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", **options))
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    try:
+    with serving_asgi(app, http=Probe) as port:
         yield seen, port
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def test_a_request_starts_inside_the_callback_that_read_it(

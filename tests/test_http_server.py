@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
-import threading
 import time
 import weakref
 from collections.abc import Iterator
@@ -12,11 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
-from tests.conftest import free_port
-from wayport.http_server import CLIENT_CHANNEL, ClientChannel, server_options
-from wayport.settings import Settings
+from tests.conftest import serving_asgi
+from wayport.http_server import CLIENT_CHANNEL, ClientChannel
 
 
 class Recorder:
@@ -38,19 +34,9 @@ class Recorder:
 
 @pytest.fixture
 def served() -> Iterator[tuple[Recorder, int]]:
-    app, port = Recorder(), free_port()
-    options = {**server_options(Settings()), "log_level": "warning"}
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", **options))
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    try:
+    app = Recorder()
+    with serving_asgi(app) as port:
         yield app, port
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def test_a_finished_request_is_freed_without_the_garbage_collector(served: tuple[Recorder, int]) -> None:
