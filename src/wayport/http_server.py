@@ -6,13 +6,15 @@ from __future__ import annotations
 import contextvars
 import weakref
 from collections.abc import Callable, MutableMapping
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from uvicorn._types import ASGI3Application
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from wayport.eager import EagerCoroutine
 from wayport.settings import Settings
+
+if TYPE_CHECKING:
+    from uvicorn._types import ASGI3Application
 
 __all__ = ["CLIENT_CHANNEL", "ClientChannel", "WayportHttpProtocol", "server_options"]
 
@@ -105,7 +107,8 @@ class WayportHttpProtocol(HttpToolsProtocol):
             starting.step()
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
-        context = contextvars.Context() if self.config.reset_contextvars else contextvars.copy_context()
+        fresh = getattr(self.config, "reset_contextvars", False)
+        context = contextvars.Context() if fresh else contextvars.copy_context()
         coro = EagerCoroutine(cycle.run_asgi(app), self.loop, context)
         task = self.loop.create_task(coro, context=context)
         coro.bind(task)
