@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from uvloop import run as uvloop_run
 
 from tests.emulators.openai import OpenAIEmulator
 from wayport.app import WayportApp
@@ -30,13 +31,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving_asgi(app: Any, **options: Any) -> Iterator[int]:
+def serving_asgi(app: Any, *, uvloop: bool = False, **options: Any) -> Iterator[int]:
     """``app`` served by uvicorn with Wayport's server options (``options`` over them) in a
-    background thread; yields the port."""
+    background thread, on asyncio's event loop or (``uvloop``) on the one `wayport serve` uses;
+    yields the port."""
     port = free_port()
     merged = {**server_options(Settings()), "log_level": "warning", **options}
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", **merged))
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    run = uvloop_run if uvloop else asyncio.run
+    thread = threading.Thread(target=lambda: run(server.serve()), daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started and time.monotonic() < deadline:

@@ -285,8 +285,8 @@ class Probe(WayportHttpProtocol):
             Probe.reading = False
 
 
-@pytest.fixture
-def probe_server() -> Iterator[tuple[list[tuple[bool, bool]], int]]:
+@pytest.fixture(params=["asyncio", "uvloop"])
+def probe_server(request: pytest.FixtureRequest) -> Iterator[tuple[list[tuple[bool, bool]], int]]:
     seen: list[tuple[bool, bool]] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
@@ -300,7 +300,7 @@ def probe_server() -> Iterator[tuple[list[tuple[bool, bool]], int]]:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": body})
 
-    with serving_asgi(app, http=Probe) as port:
+    with serving_asgi(app, uvloop=request.param == "uvloop", http=Probe) as port:
         yield seen, port
 
 
