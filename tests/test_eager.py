@@ -79,6 +79,7 @@ async def test_step_runs_the_first_step_at_once_as_the_task() -> None:
         return task
 
     task = await in_callback(start)
+    assert "body()" in repr(task)  # the task shows the coroutine it runs, as a plain task would
     gate.set_result(None)
     assert await task == "done"
     assert seen == [task, "after"]

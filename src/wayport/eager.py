@@ -103,6 +103,10 @@ class EagerCoroutine(Coroutine[Any, Any, Any]):
         self._forget_signal()
         self._coro.close()
 
+    @property
+    def __name__(self) -> str:  # what asyncio shows of the task: the wrapped coroutine's name
+        return str(getattr(self._coro, "__qualname__", type(self._coro).__name__))
+
     def __await__(self) -> Generator[Any, None, Any]:
         raise TypeError("an EagerCoroutine is run by its task, not awaited")
 
