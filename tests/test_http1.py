@@ -396,8 +396,8 @@ def self_signed(tmp: Path, dns_name: str | None = None) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-async def test_https_verifies_the_certificate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    cert, key = self_signed(tmp_path)
+def tls_server(cert: Path, key: Path) -> tuple[Server, ssl.SSLContext]:
+    """A keep-alive server answering ``{}``, and the TLS context to serve it with ``cert``."""
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(cert, key)
     holder: list[Server] = []
@@ -407,6 +407,12 @@ async def test_https_verifies_the_certificate(tmp_path: Path, monkeypatch: pytes
 
     server = Server(handler)
     holder.append(server)
+    return server, tls
+
+
+async def test_https_verifies_the_certificate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cert, key = self_signed(tmp_path)
+    server, tls = tls_server(cert, key)
     listener = await asyncio.start_server(server.serve, "127.0.0.1", 0, ssl=tls)
     url = f"https://127.0.0.1:{listener.sockets[0].getsockname()[1]}/v1/models"
     try:

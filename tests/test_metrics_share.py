@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import free_port
 from tests.emulators.openai import OpenAIEmulator
-from tests.test_serve import WAYPORT, stop, wait_healthy
+from tests.test_serve import WAYPORT, serve_env, stop, wait_healthy
 from wayport.observability.metrics import Metrics
 from wayport.observability.metrics_share import MetricsShare, fresh_run_directory, merge
 from wayport.observability.record import LogRecord
@@ -117,12 +117,7 @@ def test_every_worker_of_wayport_serve_reports_the_whole(
     openai_emulator: OpenAIEmulator, tmp_path: Path
 ) -> None:
     port = free_port()
-    env = {
-        **os.environ,
-        "WAYPORT_DATA_DIR": str(tmp_path / "data"),
-        "WAYPORT_BASE_URL_OPENAI": openai_emulator.base_url,
-        "WAYPORT_LOG_LEVEL": "warning",
-    }
+    env = serve_env(tmp_path / "data", openai_emulator, WAYPORT_LOG_LEVEL="warning")
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
         [WAYPORT, "serve", "--port", str(port), "--workers", "2", "--no-auth"],

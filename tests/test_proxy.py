@@ -6,7 +6,6 @@ import asyncio
 import base64
 import contextlib
 import logging
-import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -17,7 +16,7 @@ import pytest
 
 from tests.conftest import GatewayServer, emulator_settings, free_port
 from tests.emulators.openai import OpenAIEmulator
-from tests.test_http1 import Server, keep_alive_server, self_signed
+from tests.test_http1 import Server, self_signed, tls_server
 from wayport.gateway.http1 import ConnectFailed, HTTPClient
 from wayport.gateway.proxy import NoProxy, Proxy, ProxyError, ProxyRoutes
 from wayport.settings import Settings, SettingsError
@@ -179,15 +178,7 @@ def tls_provider(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tu
     through SSL_CERT_FILE; it runs on a loop of its own, like a provider elsewhere."""
     cert, key = self_signed(tmp_path, PROVIDER_HOST)
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
-    holder: list[Server] = []
-
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
-        await keep_alive_server()(holder[0])(reader, writer, n)
-
-    server = Server(handler)
-    holder.append(server)
+    server, context = tls_server(cert, key)
     loop = asyncio.new_event_loop()
     listener = loop.run_until_complete(asyncio.start_server(server.serve, "127.0.0.1", 0, ssl=context))
     port = listener.sockets[0].getsockname()[1]

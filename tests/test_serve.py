@@ -43,6 +43,16 @@ def start(port: int, env: dict[str, str], *flags: str) -> subprocess.Popen[bytes
     )
 
 
+def serve_env(data_dir: Path, emulator: OpenAIEmulator, **extra: str) -> dict[str, str]:
+    """The environment of a `wayport serve` with its store in ``data_dir`` and OpenAI emulated."""
+    return {
+        **os.environ,
+        "WAYPORT_DATA_DIR": str(data_dir),
+        "WAYPORT_BASE_URL_OPENAI": emulator.base_url,
+        **extra,
+    }
+
+
 def stop(proc: subprocess.Popen[bytes]) -> tuple[str, str]:
     proc.terminate()
     out, err = proc.communicate(timeout=10)
@@ -53,11 +63,7 @@ def test_wayport_serve_prints_an_owner_key_once_and_requires_it(
     openai_emulator: OpenAIEmulator, tmp_path: Path
 ) -> None:
     port = free_port()
-    env = {
-        **os.environ,
-        "WAYPORT_DATA_DIR": str(tmp_path / "data"),
-        "WAYPORT_BASE_URL_OPENAI": openai_emulator.base_url,
-    }
+    env = serve_env(tmp_path / "data", openai_emulator)
     url = f"http://127.0.0.1:{port}"
     request = {"model": "gpt-4o", "messages": [{"role": "user", "content": "served"}]}
     provider = {"x-portkey-provider": "openai", "Authorization": "Bearer sk-test"}
@@ -82,11 +88,7 @@ def test_wayport_serve_prints_an_owner_key_once_and_requires_it(
 
 
 def test_no_auth_is_for_loopback_only_and_says_so(openai_emulator: OpenAIEmulator, tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "WAYPORT_DATA_DIR": str(tmp_path),
-        "WAYPORT_BASE_URL_OPENAI": openai_emulator.base_url,
-    }
+    env = serve_env(tmp_path, openai_emulator)
     refused = subprocess.run(
         [WAYPORT, "serve", "--no-auth", "--host", "0.0.0.0"],
         capture_output=True,
